@@ -1,0 +1,44 @@
+"""The logger service: records every input durably and can forward it to the predictors."""
+
+import os
+
+from flask import Flask
+
+from . import routes
+from .api import Api, install_request_hooks, use_gunicorn_logging
+from .client import PredictorClient
+from .config import Config
+from .store import LogStore
+
+
+def create_app(test_config=None):
+    """Create the logger app, its database schema and its predictor client."""
+    app = Flask(__name__)
+    app.config.from_object(Config)
+    if test_config:
+        app.config.update(test_config)
+    if not app.config["DB_PATH"]:
+        app.config["DB_PATH"] = os.path.join(app.instance_path, "logger.sqlite3")
+    # Keep the schemas' field order (the lab's order) instead of sorting keys.
+    app.json.sort_keys = False
+    use_gunicorn_logging()
+
+    api = Api(app)
+    install_request_hooks(app)
+    api.register_blueprint(routes.blp)
+    api.register_blueprint(routes.probes)
+
+    store = LogStore(
+        app.config["DB_PATH"],
+        synchronous=app.config["DB_SYNCHRONOUS"],
+        busy_timeout=app.config["DB_BUSY_TIMEOUT"],
+    )
+    store.create_schema()
+    app.extensions["store"] = store
+    app.extensions["predictor"] = PredictorClient(
+        app.config["PREDICTOR_URL"],
+        connect_timeout=app.config["PREDICTOR_CONNECT_TIMEOUT"],
+        read_timeout=app.config["PREDICTOR_READ_TIMEOUT"],
+        pool_size=app.config["PREDICTOR_POOL_SIZE"],
+    )
+    return app

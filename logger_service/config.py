@@ -1,0 +1,29 @@
+"""Logger settings, read from LOGGER_* environment variables."""
+
+import os
+
+
+class Config:
+    # Defaults to the app's instance folder when empty.
+    DB_PATH = os.environ.get("LOGGER_DB_PATH", "")
+    # FULL: a row is on disk before /process answers, even across a power cut.
+    DB_SYNCHRONOUS = os.environ.get("LOGGER_DB_SYNCHRONOUS", "FULL")
+    # How long a write waits for another worker's write lock before giving up.
+    DB_BUSY_TIMEOUT = float(os.environ.get("LOGGER_DB_BUSY_TIMEOUT", "5.0"))
+    # The gateway's /predict, so that forwarded requests reach the whole predictor pool.
+    PREDICTOR_URL = os.environ.get("LOGGER_PREDICTOR_URL", "http://127.0.0.1:8080/predict")
+    PREDICTOR_CONNECT_TIMEOUT = float(os.environ.get("LOGGER_PREDICTOR_CONNECT_TIMEOUT", "1.0"))
+    PREDICTOR_READ_TIMEOUT = float(os.environ.get("LOGGER_PREDICTOR_READ_TIMEOUT", "5.0"))
+    # Keep-alive connections kept per worker; match the worker's thread count.
+    PREDICTOR_POOL_SIZE = int(os.environ.get("LOGGER_PREDICTOR_POOL_SIZE", "16"))
+    MAX_CONTENT_LENGTH = 1024 * 1024
+
+    API_TITLE = "Logger service"
+    API_VERSION = "1.0.0"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "docs"
+    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    OPENAPI_REDOC_PATH = "redoc"
+    OPENAPI_REDOC_URL = "https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js"

@@ -1,0 +1,28 @@
+"""Gunicorn settings for the logger, read from LOGGER_* environment variables.
+
+    gunicorn -c logger_service/gunicorn.conf.py
+"""
+
+import os
+
+wsgi_app = "logger_service:create_app()"
+bind = os.environ.get("LOGGER_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("LOGGER_WORKERS", "2"))
+# gthread honours keep-alive (the sync worker closes every connection), so the
+# gateway's pooled upstream connections are reused.
+worker_class = "gthread"
+threads = int(os.environ.get("LOGGER_THREADS", "16"))
+# Longer than the gateway's upstream idle timeout, so that Nginx, not gunicorn,
+# closes an idle connection and never reuses one that gunicorn is closing.
+keepalive = int(os.environ.get("LOGGER_KEEPALIVE", "75"))
+timeout = int(os.environ.get("LOGGER_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("LOGGER_GRACEFUL_TIMEOUT", "20"))
+
+# The control socket is one fixed path per user: replicas on one host would fight over it.
+control_socket_disable = True
+
+accesslog = "-"
+errorlog = "-"
+access_log_format = (
+    '%(h)s "%(r)s" %(s)s %(B)sB %(M)sms request_id=%({x-request-id}o)s'
+)

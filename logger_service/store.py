@@ -1,0 +1,108 @@
+"""Durable record of every input: an embedded SQLite database in WAL mode.
+
+Each worker thread keeps its own connection (SQLite connections must not cross
+threads or forks); WAL lets readers run beside the single writer, and the busy
+timeout makes concurrent workers queue for the write lock instead of failing.
+"""
+
+import json
+import os
+import sqlite3
+import threading
+from datetime import datetime, timezone
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    data TEXT NOT NULL,
+    forward_to_model INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    prediction TEXT,
+    latency_ms REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_request_id ON records (request_id);
+CREATE TABLE IF NOT EXISTS readiness_probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    checked_at TEXT NOT NULL
+);
+"""
+COLUMNS = "id, request_id, created_at, data, forward_to_model, outcome, prediction, latency_ms"
+SYNCHRONOUS_MODES = {"OFF", "NORMAL", "FULL", "EXTRA"}
+
+
+def utc_now():
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class LogStore:
+    def __init__(self, path, synchronous="FULL", busy_timeout=5.0):
+        if synchronous.upper() not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {sorted(SYNCHRONOUS_MODES)}")
+        self.path = str(path)
+        self.synchronous = synchronous.upper()
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+
+    def connect(self):
+        """Return this thread's connection, opening it on first use (or after a fork)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            # isolation_level=None: autocommit, so each INSERT is its own transaction.
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def create_schema(self):
+        """Create the tables and switch the database to WAL; safe to run concurrently."""
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        with sqlite3.connect(self.path, timeout=self.busy_timeout) as conn:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.executescript(SCHEMA)
+        conn.close()
+
+    def record(self, request_id, data, forward_to_model, outcome, prediction, latency_ms):
+        """Insert one request's row and return its id once it is committed."""
+        cursor = self.connect().execute(
+            "INSERT INTO records (request_id, created_at, data, forward_to_model,"
+            " outcome, prediction, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                request_id,
+                utc_now(),
+                data,
+                int(forward_to_model),
+                outcome,
+                None if prediction is None else json.dumps(prediction),
+                latency_ms,
+            ),
+        )
+        return cursor.lastrowid
+
+    def page(self, limit, before_id=None):
+        """Return up to limit rows, newest first, with ids below before_id when given."""
+        query = f"SELECT {COLUMNS} FROM records"
+        params = []
+        if before_id is not None:
+            query += " WHERE id < ?"
+            params.append(before_id)
+        query += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        return [self._row_to_dict(row) for row in self.connect().execute(query, params)]
+
+    def check_writable(self):
+        """Raise sqlite3.Error unless a write can be committed right now."""
+        self.connect().execute(
+            "INSERT OR REPLACE INTO readiness_probe (id, checked_at) VALUES (1, ?)",
+            (utc_now(),),
+        )
+
+    @staticmethod
+    def _row_to_dict(row):
+        record = dict(row)
+        record["forward_to_model"] = bool(record["forward_to_model"])
+        if record["prediction"] is not None:
+            record["prediction"] = json.loads(record["prediction"])
+        return record

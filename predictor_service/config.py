@@ -1,0 +1,24 @@
+"""Predictor settings, read from PREDICTOR_* environment variables."""
+
+import os
+
+from .model import DEFAULT_ARTIFACT
+
+
+class Config:
+    MODEL_PATH = os.environ.get("PREDICTOR_MODEL_PATH", str(DEFAULT_ARTIFACT))
+    # Names this instance in the X-Served-By header; defaults to hostname:port.
+    INSTANCE_ID = os.environ.get("PREDICTOR_INSTANCE_ID", "")
+    # Tests turn this off to observe the not-yet-ready state.
+    LOAD_MODEL_ON_START = True
+    MAX_CONTENT_LENGTH = 1024 * 1024
+
+    API_TITLE = "Predictor service"
+    API_VERSION = "1.0.0"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "docs"
+    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    OPENAPI_REDOC_PATH = "redoc"
+    OPENAPI_REDOC_URL = "https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js"

@@ -1,0 +1,131 @@
+"""The text classifier: its artifact on disk, and a per-worker holder that loads it."""
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import skops.io
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "pet-text-classifier"
+# Bump when the data or the pipeline changes in a way clients should notice.
+MODEL_VERSION = "1.0.0"
+ARTIFACT_DIR = Path(__file__).parent / "artifacts"
+DEFAULT_ARTIFACT = ARTIFACT_DIR / f"{MODEL_NAME}-{MODEL_VERSION}.skops"
+
+# skops refuses to instantiate any type not listed here, so a tampered artifact cannot
+# run arbitrary code the way a pickle can. Keep in step with train.build_pipeline().
+TRUSTED_TYPES = [
+    "numpy.float64",
+    "sklearn.feature_extraction.text.TfidfTransformer",
+    "sklearn.feature_extraction.text.TfidfVectorizer",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.pipeline.FeatureUnion",
+    "sklearn.pipeline.Pipeline",
+]
+
+
+class ModelNotReady(Exception):
+    """The model is still loading, or failed to load."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    confidence: float
+    input_length: int
+
+    @property
+    def message(self):
+        return f"Predicted class: {self.label} with {self.confidence:.1%} confidence"
+
+
+def metadata_path(artifact_path):
+    """Return where the metadata of an artifact lives: beside it, as JSON."""
+    return Path(artifact_path).with_suffix(".json")
+
+
+class TextClassifier:
+    """A fitted scikit-learn pipeline and the metadata it was trained with."""
+
+    def __init__(self, pipeline, metadata):
+        self.pipeline = pipeline
+        self.metadata = metadata
+        self.classes = [str(label) for label in pipeline.classes_]
+
+    @property
+    def identity(self):
+        return {"name": self.metadata["name"], "version": self.metadata["version"]}
+
+    @classmethod
+    def load(cls, artifact_path):
+        """Load an artifact written by train.py, trusting only TRUSTED_TYPES."""
+        pipeline = skops.io.load(artifact_path, trusted=TRUSTED_TYPES)
+        metadata = json.loads(metadata_path(artifact_path).read_text(encoding="utf-8"))
+        return cls(pipeline, metadata)
+
+    def predict(self, texts):
+        """Classify texts in one model call; one Prediction per text, in order."""
+        probabilities = self.pipeline.predict_proba(texts)
+        best = probabilities.argmax(axis=1)
+        return [
+            Prediction(
+                label=self.classes[index],
+                confidence=round(float(row[index]), 4),
+                input_length=len(text),
+            )
+            for text, row, index in zip(texts, probabilities, best)
+        ]
+
+
+class ModelHolder:
+    """Load the model once per worker, off the request path, and report readiness.
+
+    Loading runs in a background thread so that the worker answers /health at once
+    and /ready turns 200 only after the model has answered a warm-up prediction.
+    """
+
+    WARM_UP_INPUT = "warm-up"
+
+    def __init__(self, artifact_path):
+        self.artifact_path = Path(artifact_path)
+        self.error = None
+        self._model = None
+        self._loaded = threading.Event()
+
+    def start(self):
+        """Begin loading in a daemon thread; return at once."""
+        threading.Thread(target=self.load, name="model-loader", daemon=True).start()
+
+    def load(self):
+        """Load the artifact and warm it up; record the error instead of raising."""
+        try:
+            model = TextClassifier.load(self.artifact_path)
+            model.predict([self.WARM_UP_INPUT])
+        except Exception as exc:  # any failure leaves the worker alive but not ready
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("could not load model from %s", self.artifact_path)
+        else:
+            self._model = model
+            self.error = None
+            log.info("model %s loaded from %s", model.identity, self.artifact_path)
+        finally:
+            self._loaded.set()
+
+    def wait(self, timeout=None):
+        """Block until a load attempt has finished; return whether the model is ready."""
+        self._loaded.wait(timeout)
+        return self.ready
+
+    @property
+    def ready(self):
+        return self._model is not None
+
+    @property
+    def model(self):
+        if self._model is None:
+            raise ModelNotReady(self.error or "the model is still loading")
+        return self._model

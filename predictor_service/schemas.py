@@ -1,0 +1,74 @@
+"""Request and response schemas of the predictor API."""
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+MAX_TEXT_LENGTH = 10_000
+MAX_BATCH_SIZE = 256
+
+
+def text_field(**kwargs):
+    return fields.String(validate=validate.Length(min=1, max=MAX_TEXT_LENGTH), **kwargs)
+
+
+class PredictRequestSchema(ma.Schema):
+    input = text_field(
+        metadata={"description": "Text to classify.", "example": "cat image data"}
+    )
+    inputs = fields.List(
+        text_field(),
+        validate=validate.Length(min=1, max=MAX_BATCH_SIZE),
+        metadata={"description": f"A batch of 1 to {MAX_BATCH_SIZE} texts, instead of input."},
+    )
+
+    @ma.validates_schema
+    def exactly_one_of_input_and_inputs(self, data, **kwargs):
+        if "input" in data and "inputs" in data:
+            raise ma.ValidationError("Send either 'input' or 'inputs', not both.")
+        if "input" not in data and "inputs" not in data:
+            raise ma.ValidationError("Missing data for required field.", "input")
+
+
+class PredictionSchema(ma.Schema):
+    label = fields.String(data_key="class", metadata={"example": "cat"})
+    confidence = fields.Float(metadata={"description": "Probability of the class, 0 to 1."})
+    input_length = fields.Integer(metadata={"description": "Characters in the input."})
+
+
+class ModelIdentitySchema(ma.Schema):
+    name = fields.String()
+    version = fields.String()
+
+
+class PredictResponseSchema(ma.Schema):
+    prediction = fields.Nested(PredictionSchema, metadata={"description": "Single input only."})
+    message = fields.String(metadata={"description": "Single input only."})
+    predictions = fields.List(
+        fields.Nested(PredictionSchema), metadata={"description": "Batch only, in input order."}
+    )
+    model = fields.Nested(ModelIdentitySchema)
+
+
+class ModelMetadataSchema(ma.Schema):
+    name = fields.String()
+    version = fields.String()
+    classes = fields.List(fields.String())
+    metrics = fields.Dict()
+    data = fields.Dict()
+    training = fields.Dict()
+    artifact = fields.String()
+
+
+class HealthSchema(ma.Schema):
+    status = fields.String(metadata={"example": "ok"})
+
+
+class ReadySchema(ma.Schema):
+    status = fields.String(metadata={"example": "ready"})
+    model = fields.Nested(ModelIdentitySchema)
+
+
+class ServiceInfoSchema(ma.Schema):
+    service = fields.String()
+    version = fields.String()
+    routes = fields.List(fields.String())

@@ -1,0 +1,38 @@
+import pytest
+
+from logger_service import create_app
+from tests.support import free_port
+
+
+@pytest.fixture
+def make_app(tmp_path):
+    """Build logger apps on a fresh database; the predictor URL defaults to a closed port."""
+
+    def make(**config):
+        return create_app({
+            "TESTING": True,
+            "DB_PATH": str(tmp_path / "logger.sqlite3"),
+            "PREDICTOR_URL": f"http://127.0.0.1:{free_port()}/predict",
+            "PREDICTOR_CONNECT_TIMEOUT": 0.5,
+            "PREDICTOR_READ_TIMEOUT": 0.5,
+            **config,
+        })
+
+    return make
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def forwarding_app(make_app, predictor_server):
+    """A logger app whose predictor is a real one, under gunicorn on a local port."""
+    return make_app(PREDICTOR_URL=f"{predictor_server.url}/predict", PREDICTOR_READ_TIMEOUT=5.0)
+
+
+@pytest.fixture
+def records(app):
+    """Read back what the app recorded, newest first."""
+    return lambda: app.extensions["store"].page(limit=500)

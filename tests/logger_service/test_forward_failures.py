@@ -1,0 +1,98 @@
+"""Every way the predictor can fail the logger: each answered with JSON, each recorded."""
+
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.support import assert_error
+
+
+def serve(status, body, content_type="application/json"):
+    """Start a stand-in predictor that answers every POST with a fixed reply."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            payload = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def stand_in(make_app):
+    servers = []
+
+    def start(status, body, content_type="application/json"):
+        server = serve(status, body, content_type)
+        servers.append(server)
+        return make_app(PREDICTOR_URL=f"http://127.0.0.1:{server.server_port}/predict")
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def forward(app):
+    response = app.test_client().post("/process", json={"data": "hello", "forward_to_model": True})
+    [record] = app.extensions["store"].page(limit=10)
+    assert record["data"] == "hello"
+    return response, record
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_predictor_5xx_is_503(stand_in, status):
+    response, record = forward(stand_in(status, '{"code": %d}' % status))
+
+    assert_error(response, 503, f"Predictor is unavailable: it answered {status}")
+    assert record["outcome"] == "predictor_unavailable"
+
+
+def test_predictor_4xx_is_502(stand_in):
+    response, record = forward(stand_in(422, '{"code": 422}'))
+
+    assert_error(response, 502, "Predictor gave a bad response: it answered 422")
+    assert record["outcome"] == "predictor_error"
+
+
+def test_predictor_answer_that_is_not_json_is_502(stand_in):
+    response, record = forward(stand_in(200, "<html>hi</html>", "text/html"))
+
+    assert_error(response, 502, "not JSON")
+    assert record["outcome"] == "predictor_error"
+
+
+def test_predictor_that_never_answers_is_503_after_the_read_timeout(make_app):
+    # Accepts connections (the kernel's backlog) but never reads or answers.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        app = make_app(
+            PREDICTOR_URL=f"http://127.0.0.1:{silent.getsockname()[1]}/predict",
+            PREDICTOR_READ_TIMEOUT=0.3,
+        )
+        started = time.monotonic()
+        response, record = forward(app)
+        elapsed = time.monotonic() - started
+
+    assert_error(response, 503, "no answer within the timeout")
+    assert record["outcome"] == "predictor_unavailable"
+    assert elapsed >= 0.3  # it did wait for the configured timeout, not give up early
+
+
+def test_predictor_with_nothing_listening_is_503(app):
+    response, record = forward(app)
+
+    assert_error(response, 503, "could not connect")
+    assert record["outcome"] == "predictor_unavailable"

@@ -1,0 +1,57 @@
+"""The logger under gunicorn with several workers, as it runs in production."""
+
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.support import GunicornServer
+
+REQUESTS = 400
+
+
+@pytest.fixture(scope="module")
+def logger_server(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("logger")
+    env = {
+        "LOGGER_DB_PATH": str(workdir / "logger.sqlite3"),
+        "LOGGER_WORKERS": "4",
+        "LOGGER_THREADS": "4",
+    }
+    with GunicornServer("logger", workdir, env=env) as server:
+        yield server
+
+
+def test_concurrent_workers_lose_and_corrupt_no_rows(logger_server):
+    def post(n):
+        with requests.Session() as session:
+            response = session.post(
+                f"{logger_server.url}/process",
+                json={"data": f"concurrent input {n}"},
+                headers={"X-Request-ID": f"burst-{n}"},
+                timeout=30,
+            )
+            return response.status_code, response.json()["request_id"]
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(post, range(REQUESTS)))
+
+    assert [status for status, _ in results] == [200] * REQUESTS
+    with sqlite3.connect(logger_server.env["LOGGER_DB_PATH"]) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        rows = conn.execute("SELECT request_id, data FROM records").fetchall()
+    assert sorted(rows) == sorted((f"burst-{n}", f"concurrent input {n}") for n in range(REQUESTS))
+
+
+def test_each_request_logs_one_line_with_its_request_id(logger_server):
+    requests.post(
+        f"{logger_server.url}/process", json={"data": "a"}, headers={"X-Request-ID": "one-line-1"},
+        timeout=10,
+    )
+    requests.get(f"{logger_server.url}/nope", headers={"X-Request-ID": "one-line-2"}, timeout=10)
+
+    [process_line] = logger_server.log_lines_with("request_id=one-line-1")
+    [not_found_line] = logger_server.log_lines_with("request_id=one-line-2")
+    assert '"POST /process HTTP/1.1" 200' in process_line
+    assert '"GET /nope HTTP/1.1" 404' in not_found_line

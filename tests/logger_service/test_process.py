@@ -1,0 +1,91 @@
+import re
+
+import urllib3.connection
+
+from tests.support import assert_error
+
+
+def test_process_records_the_input_and_answers_the_lab_contract(client, records):
+    response = client.post("/process", json={"data": "sample input", "forward_to_model": False})
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body == {"status": "Input logged successfully", "request_id": body["request_id"]}
+    assert re.fullmatch(r"[0-9a-f]{32}", body["request_id"])
+    assert response.headers["X-Request-ID"] == body["request_id"]
+    [record] = records()
+    assert record["request_id"] == body["request_id"]
+    assert record["data"] == "sample input"
+    assert record["forward_to_model"] is False
+    assert record["outcome"] == "logged"
+    assert record["prediction"] is None
+    assert record["latency_ms"] >= 0
+    assert record["created_at"].endswith("+00:00")
+
+
+def test_forward_to_model_defaults_to_false(client, records):
+    response = client.post("/process", json={"data": "just log me"})
+
+    assert "model_prediction" not in response.get_json()
+    assert records()[0]["forward_to_model"] is False
+
+
+def test_client_request_id_is_kept(client, records):
+    response = client.post("/process", json={"data": "a"}, headers={"X-Request-ID": "client-7"})
+
+    assert response.get_json()["request_id"] == "client-7"
+    assert records()[0]["request_id"] == "client-7"
+
+
+def test_forward_returns_the_predictors_answer(forwarding_app, predictor_server):
+    client = forwarding_app.test_client()
+    response = client.post(
+        "/process",
+        json={"data": "cat image data", "forward_to_model": True},
+        headers={"X-Request-ID": "forward-check-1"},
+    )
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "Input logged successfully"
+    assert body["request_id"] == "forward-check-1"
+    prediction = body["model_prediction"]
+    assert prediction["prediction"]["class"] == "cat"
+    assert prediction["prediction"]["input_length"] == 14
+    assert prediction["message"].startswith("Predicted class: cat with ")
+    assert prediction["model"]["name"] == "pet-text-classifier"
+    # The predictor saw the same request id: its access log line names it.
+    [line] = predictor_server.log_lines_with("request_id=forward-check-1")
+    assert '"POST /predict HTTP/1.1" 200' in line
+
+    [record] = forwarding_app.extensions["store"].page(limit=10)
+    assert record["outcome"] == "predicted"
+    assert record["forward_to_model"] is True
+    assert record["prediction"] == prediction
+
+
+def test_forward_reuses_one_keep_alive_connection(forwarding_app, monkeypatch):
+    connects = []
+    original_connect = urllib3.connection.HTTPConnection.connect
+    monkeypatch.setattr(
+        urllib3.connection.HTTPConnection,
+        "connect",
+        lambda self: connects.append(self.port) or original_connect(self),
+    )
+
+    client = forwarding_app.test_client()
+    for _ in range(5):
+        assert client.post("/process", json={"data": "x", "forward_to_model": True}).status_code == 200
+
+    assert len(connects) == 1
+
+
+def test_unavailable_predictor_is_503_and_the_input_is_still_recorded(client, records):
+    response = client.post("/process", json={"data": "nobody home", "forward_to_model": True})
+
+    assert_error(response, 503, "Predictor is unavailable")
+    [record] = records()
+    assert record["data"] == "nobody home"
+    assert record["outcome"] == "predictor_unavailable"
+    assert record["prediction"] is None
+    assert record["request_id"] == response.headers["X-Request-ID"]
