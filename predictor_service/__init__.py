@@ -3,6 +3,7 @@
 import socket
 
 from flask import Flask, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import routes
 from .api import Api, install_request_hooks, use_gunicorn_logging
@@ -21,6 +22,9 @@ def create_app(test_config=None):
     # Keep the schemas' field order (the lab's order) instead of sorting keys.
     app.json.sort_keys = False
     use_gunicorn_logging()
+    # Behind the gateway: trust its X-Forwarded-* headers (one proxy hop), so that the
+    # docs under /logger/ or /predictor/ link to their own OpenAPI document.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_prefix=1)
 
     api = Api(app)
     install_request_hooks(app)

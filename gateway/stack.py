@@ -1,0 +1,130 @@
+"""Start, watch and stop the local stack under supervisord."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from . import render
+
+READY_TIMEOUT = 90
+
+
+class StackError(Exception):
+    """The stack cannot start; the message says why and what to do."""
+
+
+def port_in_use(port):
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def answers_ok(url):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def readiness_urls(layout):
+    """Every URL that must answer 200 before the stack is ready."""
+    return [
+        *(f"http://127.0.0.1:{port}/ready" for port in layout.predictor_ports),
+        f"http://127.0.0.1:{layout.logger_port}/ready",
+        f"http://127.0.0.1:{layout.port}/health",
+    ]
+
+
+def supervisorctl(layout, *args):
+    """Run supervisorctl against this run's supervisord; return the completed process."""
+    return subprocess.run(
+        [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(layout.supervisord_conf), *args],
+        capture_output=True,
+        text=True,
+    )
+
+
+def check_can_start(layout):
+    nginx = render.find_nginx()
+    if not nginx:
+        raise StackError("Nginx is not installed: run `sudo apt-get install -y nginx`, then retry.")
+    busy = [port for port in layout.ports() if port_in_use(port)]
+    if busy:
+        raise StackError(
+            f"port(s) {', '.join(map(str, busy))} already in use (another `make run`?): "
+            "stop that, or choose other ports (python -m gateway up --help)."
+        )
+    return nginx
+
+
+def wait_until_ready(layout, supervisord):
+    pending = readiness_urls(layout)
+    started = time.monotonic()
+    next_status_check = started + 2
+    while pending and time.monotonic() < started + READY_TIMEOUT:
+        if supervisord.poll() is not None:
+            raise StackError(f"supervisord exited ({supervisord.returncode}): see {layout.run_dir}")
+        pending = [url for url in pending if not answers_ok(url)]
+        if pending and time.monotonic() > next_status_check:
+            next_status_check += 2
+            status = supervisorctl(layout, "status").stdout
+            if "FATAL" in status:  # supervisord gave up on a program that keeps dying
+                raise StackError(f"a program keeps failing:\n{status}logs: {layout.log_dir}")
+        if pending:
+            time.sleep(0.2)
+    if pending:
+        status = supervisorctl(layout, "status").stdout
+        raise StackError(
+            f"not ready after {READY_TIMEOUT}s: {', '.join(pending)}\n{status}"
+            f"logs: {layout.log_dir}"
+        )
+
+
+def print_urls(layout):
+    gateway = f"http://127.0.0.1:{layout.port}"
+    replicas = ", ".join(f"http://127.0.0.1:{port}" for port in layout.predictor_ports)
+    print(
+        f"Stack ready.\n"
+        f"  gateway     {gateway}  (POST /process, POST /predict, GET /logs, GET /health)\n"
+        f"  docs        {gateway}/logger/docs  {gateway}/predictor/docs\n"
+        f"  logger      http://127.0.0.1:{layout.logger_port}\n"
+        f"  predictors  {replicas}\n"
+        f"  logs        {layout.log_dir}/\n"
+        f"Ctrl-C stops everything.",
+        flush=True,
+    )
+
+
+def up(layout):
+    """Run the stack until SIGINT or SIGTERM; return an exit status."""
+    nginx = check_can_start(layout)
+    render.write_all(layout, nginx)
+    # Its own session: a Ctrl-C reaches this process only, which then stops the
+    # stack in order (Nginx first, gracefully) instead of every process at once.
+    supervisord = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.supervisord", "-c", str(layout.supervisord_conf)],
+        start_new_session=True,
+    )
+
+    def stop(signum=None, frame=None):
+        if supervisord.poll() is None:
+            supervisord.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        wait_until_ready(layout, supervisord)
+        print_urls(layout)
+    except StackError:
+        stop()
+        supervisord.wait()
+        raise
+    supervisord.wait()
+    print("Stack stopped.", flush=True)
+    return 0 if supervisord.returncode in (0, -signal.SIGTERM) else supervisord.returncode

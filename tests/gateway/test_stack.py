@@ -1,0 +1,45 @@
+"""`python -m gateway up` refuses to start, with a clear message, when it cannot."""
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from gateway import render, stack
+from tests.support import ROOT, free_port, free_port_range
+
+
+def run_up(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "up", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_port_in_use_is_reported_and_nothing_starts(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run_up(
+            "--port", str(port), "--logger-port", str(free_port()),
+            "--predictor-base-port", str(free_port_range(3)), "--run-dir", str(tmp_path),
+        )
+
+    assert result.returncode == 1
+    assert f"port(s) {port} already in use" in result.stderr
+    assert not (tmp_path / "supervisord.conf").exists()
+
+
+def test_missing_nginx_is_reported_with_the_command_to_install_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(render, "find_nginx", lambda: None)
+    layout = render.Layout(run_dir=tmp_path)
+
+    with pytest.raises(stack.StackError, match="apt-get install -y nginx"):
+        stack.check_can_start(layout)
+
+
+def test_predictors_must_be_at_least_one():
+    result = run_up("--predictors", "0")
+
+    assert result.returncode == 2
+    assert "--predictors must be at least 1" in result.stderr

@@ -1,0 +1,77 @@
+"""`make run`, the README's first command, end to end: its examples give the documented answers."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+
+import pytest
+
+from tests.support import ROOT, port_is_free, wait_for_output
+
+DEFAULT_PORTS = [8080, 8000, 8001, 8002, 8003]
+# A ```bash block with a curl command, followed at once by a ```json block: its answer.
+EXAMPLE = re.compile(r"```bash\n(curl [^`]*?)```\n```json\n(.*?)```", re.DOTALL)
+
+
+def readme_examples():
+    return EXAMPLE.findall((ROOT / "README.md").read_text())
+
+
+def matches(expected, actual):
+    """Equal, except that any string stands for a request_id, which differs on every run."""
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and expected.keys() == actual.keys() and all(
+            isinstance(actual[key], str) if key == "request_id" else matches(value, actual[key])
+            for key, value in expected.items()
+        )
+    return expected == actual
+
+
+@pytest.fixture(scope="module")
+def make_run(tmp_path_factory):
+    busy = [port for port in DEFAULT_PORTS if not port_is_free(port)]
+    assert not busy, f"make run needs ports {busy}: stop what holds them"
+    output = tmp_path_factory.mktemp("make-run") / "output.log"
+    env = {**os.environ, "LOGGER_DB_PATH": str(output.parent / "logger.sqlite3")}
+    with open(output, "wb") as out:
+        process = subprocess.Popen(["make", "run"], cwd=ROOT, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_output(process, output, "Stack ready.", timeout=180)
+        yield process, output
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in its terminal does
+            process.wait(timeout=60)
+
+
+def test_readme_has_examples_through_the_gateway():
+    examples = readme_examples()
+
+    assert len(examples) >= 6
+    assert all("http://localhost:8080/" in command for command, _ in examples)
+
+
+@pytest.mark.parametrize("command, answer", readme_examples(),
+                         ids=lambda value: value.split("-d ")[-1][:40] if value else "")
+def test_readme_example_gives_the_documented_answer(make_run, command, answer):
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                            timeout=30)
+
+    assert result.returncode == 0, result.stderr
+    assert matches(json.loads(answer), json.loads(result.stdout)), result.stdout
+
+
+def test_ctrl_c_stops_everything_and_frees_the_ports(make_run):
+    process, output = make_run
+
+    os.killpg(process.pid, signal.SIGINT)
+    # make dies of the interrupt it received too, once its recipe has finished.
+    assert process.wait(timeout=60) in (0, -signal.SIGINT), output.read_text()
+
+    assert "Stack stopped." in output.read_text()
+    assert all(port_is_free(port) for port in DEFAULT_PORTS)
+    leftovers = subprocess.run(["pgrep", "-f", str(ROOT / ".run")], capture_output=True, text=True)
+    assert leftovers.stdout == ""

@@ -1,0 +1,122 @@
+"""The predictor pool behind the gateway: balancing, failover, and all replicas down."""
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+
+import requests
+
+from tests.support import answers_200
+
+
+def served_by_port(response):
+    return int(response.headers["X-Served-By"].rsplit(":", 1)[1])
+
+
+def test_requests_are_spread_over_all_replicas(stack, http):
+    ports = Counter(
+        served_by_port(http.post(f"{stack.url}/predict", json={"input": f"dog {n}"}))
+        for n in range(60)
+    )
+
+    assert set(ports) == set(stack.predictor_ports)
+    assert min(ports.values()) >= 10, ports
+
+
+class SteadyClient:
+    """Sends /predict requests one after another from a thread, recording every outcome."""
+
+    def __init__(self, url, max_requests=5000, max_seconds=60):
+        self.url, self.max_requests, self.max_seconds = url, max_requests, max_seconds
+        self.statuses, self.failures = [], []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        deadline = time.monotonic() + self.max_seconds
+        with requests.Session() as session:
+            while not self._stop.is_set() and len(self.statuses) < self.max_requests:
+                if time.monotonic() > deadline:
+                    break
+                try:
+                    response = session.post(self.url, json={"input": "steady cat"}, timeout=10)
+                    self.statuses.append(response.status_code)
+                except requests.RequestException as exc:
+                    self.failures.append(repr(exc))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join()
+
+    def wait_for(self, count, timeout=30):
+        deadline = time.monotonic() + timeout
+        while len(self.statuses) + len(self.failures) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+def test_a_replica_killed_under_load_costs_no_request_and_comes_back(stack, http):
+    victim = stack.predictor_ports[0]
+    pid = stack.replica_pid(victim)
+
+    with SteadyClient(f"{stack.url}/predict") as client:
+        client.wait_for(100)
+        os.killpg(pid, signal.SIGKILL)  # the replica's gunicorn master and its workers
+        seen = len(client.statuses)
+        client.wait_for(seen + 300)
+
+    assert client.failures == []
+    assert set(client.statuses) == {200}
+    assert len(client.statuses) >= seen + 300
+
+    # supervisord restarts it (a new pid) and the gateway sends it traffic again.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not answers_200(f"http://127.0.0.1:{victim}/ready"):
+        time.sleep(0.2)
+    assert stack.replica_pid(victim) != pid
+    served = set()
+    while time.monotonic() < deadline and victim not in served:
+        served.add(served_by_port(http.post(f"{stack.url}/predict", json={"input": "back?"})))
+        time.sleep(0.05)
+    assert victim in served
+
+
+def test_all_predictors_down(stack, http):
+    stopped = stack.supervisorctl("stop", "predictor:*")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    try:
+        # /predict: 503 JSON from the gateway itself, within its bounded retries.
+        response = http.post(f"{stack.url}/predict", json={"input": "anyone?"}, timeout=15)
+        assert response.status_code == 503
+        assert response.json() == {
+            "code": 503,
+            "status": "Service Unavailable",
+            "message": "No upstream server could answer: try again shortly.",
+        }
+
+        # /process with forwarding: 503 JSON from the logger, and the input is recorded.
+        response = http.post(f"{stack.url}/process",
+                             json={"data": "recorded anyway", "forward_to_model": True}, timeout=15)
+        assert response.status_code == 503
+        assert response.json()["message"].startswith("Predictor is unavailable")
+        record = http.get(f"{stack.url}/logs?limit=1").json()["records"][0]
+        assert (record["data"], record["outcome"]) == ("recorded anyway", "predictor_unavailable")
+        assert record["request_id"] == response.headers["X-Request-ID"]
+
+        # /process without forwarding does not need a predictor at all.
+        response = http.post(f"{stack.url}/process", json={"data": "just log"}, timeout=15)
+        assert response.status_code == 200
+    finally:
+        stack.supervisorctl("start", "predictor:*")
+        stack.wait_ready()
+        # Nginx keeps failed replicas out for fail_timeout (5 s): wait until it serves.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if http.post(f"{stack.url}/predict", json={"input": "up?"}).status_code == 200:
+                break
+            time.sleep(0.2)

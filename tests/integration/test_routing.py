@@ -1,0 +1,121 @@
+"""Every route of the gateway, through a real Nginx to real gunicorn services."""
+
+import json
+import re
+
+import pytest
+
+
+def error_body(response, status):
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["code"] == status and body["status"] and body["message"]
+    return body
+
+
+def test_predict_reaches_the_pool(stack, http):
+    response = http.post(f"{stack.url}/predict", json={"input": "cat image data"})
+
+    assert response.status_code == 200
+    assert response.json()["prediction"]["class"] == "cat"
+    assert response.headers["X-Served-By"].rsplit(":", 1)[1] in map(str, stack.predictor_ports)
+
+
+def test_process_reaches_the_logger_which_forwards_through_the_gateway(stack, http):
+    response = http.post(f"{stack.url}/process", json={"data": "goldfish in a tank",
+                                                     "forward_to_model": True})
+
+    assert response.status_code == 200
+    assert response.json()["model_prediction"]["prediction"]["class"] == "fish"
+
+
+def test_logs_reach_the_logger(stack, http):
+    request_id = http.post(f"{stack.url}/process", json={"data": "log me"}).json()["request_id"]
+
+    records = http.get(f"{stack.url}/logs?limit=5").json()["records"]
+
+    assert records[0]["request_id"] == request_id
+
+
+def test_health_is_answered_by_the_gateway_itself(stack, http):
+    response = http.get(f"{stack.url}/health")
+
+    assert response.json() == {"status": "ok", "service": "gateway"}
+    assert "X-Served-By" not in response.headers
+
+
+@pytest.mark.parametrize("service, title", [("logger", "Logger service"),
+                                            ("predictor", "Predictor service")])
+def test_each_services_own_pages_are_reachable_under_its_prefix(stack, http, service, title):
+    assert http.get(f"{stack.url}/{service}/ready").json()["status"] == "ready"
+    assert http.get(f"{stack.url}/{service}/openapi.json").json()["info"]["title"] == title
+    docs = http.get(f"{stack.url}/{service}/docs").text
+    # Swagger UI behind the prefix must load the document from under the prefix too.
+    assert f'"/{service}/openapi.json"' in docs
+
+
+def test_unknown_path_is_404_json_from_nginx(stack, http):
+    response = http.get(f"{stack.url}/admin")
+
+    assert error_body(response, 404)["message"] == "No route for this path at the gateway."
+    assert "nginx" not in response.text.lower()
+
+
+@pytest.mark.parametrize(
+    "method, path, allow",
+    [("GET", "/predict", "POST"), ("PUT", "/process", "POST"),
+     ("POST", "/logs", "GET, HEAD"), ("DELETE", "/health", "GET, HEAD")],
+)
+def test_wrong_method_is_405_json_from_nginx(stack, http, method, path, allow):
+    response = http.request(method, f"{stack.url}{path}")
+
+    error_body(response, 405)
+    assert response.headers["Allow"] == allow
+
+
+def test_body_over_one_mebibyte_is_413_json_from_nginx(stack, http):
+    body = json.dumps({"input": "x" * (2 * 1024 * 1024)})
+
+    response = http.post(f"{stack.url}/predict", data=body,
+                         headers={"Content-Type": "application/json"})
+
+    assert "1 MiB" in error_body(response, 413)["message"]
+
+
+def test_validation_errors_pass_through_from_the_services(stack, http):
+    response = http.post(f"{stack.url}/process", json={"forward_to_model": True})
+
+    assert error_body(response, 422)["errors"] == {
+        "json": {"data": ["Missing data for required field."]}
+    }
+
+
+def test_request_id_travels_from_client_to_logger_to_predictor_and_back(stack, http):
+    response = http.post(
+        f"{stack.url}/process",
+        json={"data": "a rabbit in its hutch", "forward_to_model": True},
+        headers={"X-Request-ID": "trace-me-42"},
+    )
+
+    assert response.headers["X-Request-ID"] == "trace-me-42"
+    assert response.json()["request_id"] == "trace-me-42"
+    assert http.get(f"{stack.url}/logs?limit=1").json()["records"][0]["request_id"] == "trace-me-42"
+    # Both hops through Nginx, and the replica that answered, logged the same id.
+    gateway_lines = [json.loads(line) for line in stack.log("nginx").splitlines()
+                     if "trace-me-42" in line]
+    assert sorted(line["uri"] for line in gateway_lines) == ["/predict", "/process"]
+    served_by = response.json()["model_prediction"] and [
+        line["upstream_addr"] for line in gateway_lines if line["uri"] == "/predict"
+    ][0]
+    port = served_by.rsplit(":", 1)[1]
+    assert "request_id=trace-me-42" in stack.log(f"predictor-{port}")
+    assert "request_id=trace-me-42" in stack.log("logger")
+
+
+def test_gateway_generates_a_request_id_when_the_client_sends_none_or_a_bad_one(stack, http):
+    for headers in ({}, {"X-Request-ID": "spaces are not allowed"}):
+        response = http.post(f"{stack.url}/process", json={"data": "x"}, headers=headers)
+        request_id = response.headers["X-Request-ID"]
+        assert re.fullmatch(r"[0-9a-f]{32}", request_id)
+        assert response.json()["request_id"] == request_id
