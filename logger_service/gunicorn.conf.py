@@ -9,8 +9,9 @@ wsgi_app = "logger_service:create_app()"
 bind = os.environ.get("LOGGER_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("LOGGER_WORKERS", "2"))
 # gthread honours keep-alive (the sync worker closes every connection), so the
-# gateway's pooled upstream connections are reused.
-worker_class = "gthread"
+# gateway's pooled upstream connections are reused; bench/worker_class.py measures
+# sync against gthread behind Nginx (figures in docs/gateway.md).
+worker_class = os.environ.get("LOGGER_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("LOGGER_THREADS", "16"))
 # Longer than the gateway's upstream idle timeout, so that Nginx, not gunicorn,
 # closes an idle connection and never reuses one that gunicorn is closing.

@@ -138,9 +138,10 @@ def assert_error(response, status, message_part=None):
 class LocalStack:
     """The whole stack, as `python -m gateway up` runs it, on free loopback ports."""
 
-    def __init__(self, run_dir, predictors=3, env=None):
+    def __init__(self, run_dir, predictors=3, env=None, predictor_workers=1):
         self.run_dir = Path(run_dir)
         self.predictors = predictors
+        self.predictor_workers = predictor_workers
         self.port = free_port()
         self.logger_port = free_port()
         base = free_port_range(predictors)
@@ -157,6 +158,7 @@ class LocalStack:
             "--port", str(self.port),
             "--logger-port", str(self.logger_port),
             "--predictor-base-port", str(self.predictor_ports[0]),
+            "--predictor-workers", str(self.predictor_workers),
             "--run-dir", str(self.run_dir),
         ]
 

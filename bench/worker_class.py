@@ -1,0 +1,80 @@
+"""Measure gunicorn's sync and gthread workers behind the gateway, to choose one.
+
+    .venv/bin/python bench/worker_class.py [--seconds 10] [--connections 16]
+
+For each worker class: the stack with one predictor replica of 2 workers, driven by
+wrk on loopback through Nginx (with upstream keep-alive) and directly, in interleaved
+runs. Prints the median req/s and p99 per case. Needs wrk (apt-get install wrk).
+"""
+
+import argparse
+import contextlib
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support import LocalStack  # noqa: E402  (the project's own runner)
+
+LUA = ROOT / "bench" / "predict.lua"
+
+
+def wrk(url, seconds, connections):
+    """Run wrk against url; return (requests per second, p99 in ms, errors)."""
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(LUA), url],
+        capture_output=True, text=True, check=True, timeout=seconds + 30,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
+    p99 = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return rps, p99, (int(errors.group(1)) if errors else 0) + (1 if socket_errors else 0)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is missing: apt-get install wrk")
+
+    cases = {
+        "sync": {"PREDICTOR_WORKER_CLASS": "sync"},
+        "gthread-1": {"PREDICTOR_WORKER_CLASS": "gthread", "PREDICTOR_THREADS": "1"},
+        "gthread-4": {"PREDICTOR_WORKER_CLASS": "gthread", "PREDICTOR_THREADS": "4"},
+    }
+    results = {}
+    with contextlib.ExitStack() as running, tempfile.TemporaryDirectory() as tmp:
+        targets = {}
+        for name, env in cases.items():
+            stack = running.enter_context(
+                LocalStack(Path(tmp) / name, predictors=1, env=env, predictor_workers=2)
+            )
+            targets[name, "through Nginx"] = f"{stack.url}/predict"
+            targets[name, "direct"] = f"http://127.0.0.1:{stack.predictor_ports[0]}/predict"
+        for url in targets.values():
+            wrk(url, 2, args.connections)  # warm-up
+        # Interleaved repetitions, so that a slow spell of the machine hits every case.
+        for _ in range(args.runs):
+            for key, url in targets.items():
+                results.setdefault(key, []).append(wrk(url, args.seconds, args.connections))
+
+    print(f"medians of {args.runs} runs of {args.seconds}s, {args.connections} connections")
+    print(f"{'worker':10} {'route':14} {'req/s':>8} {'p99 ms':>8} {'errors':>6}")
+    for (name, route), runs in results.items():
+        rps, p99, errors = (statistics.median(column) for column in zip(*runs))
+        print(f"{name:10} {route:14} {rps:8.0f} {p99:8.1f} {errors:6.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""What Nginx itself does: upstream keep-alive, its own errors, its log, and stopping."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+from tests.support import LocalStack, port_is_free
+
+TCP_STATES = {"01": "ESTABLISHED", "06": "TIME_WAIT"}
+
+
+def loopback_connections_to(ports):
+    """The TCP connections (either side) whose server end is one of ports, from /proc."""
+    connections = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                local, remote, state = line.split()[1:4]
+                local_port, remote_port = (int(a.rsplit(":", 1)[1], 16) for a in (local, remote))
+                if state in TCP_STATES and (local_port in ports or remote_port in ports):
+                    connections.add(tuple(sorted((local, remote))))
+    return connections
+
+
+def test_upstream_connections_are_kept_alive_and_reused(stack, http):
+    ports = set(stack.predictor_ports)
+    before = loopback_connections_to(ports)
+
+    for n in range(90):
+        assert http.post(f"{stack.url}/predict", json={"input": f"cat {n}"}).status_code == 200
+
+    new = loopback_connections_to(ports) - before
+    # Without keep-alive every request opens (and leaves in TIME_WAIT) a connection: 90.
+    # With it, at most one per Nginx worker and replica: 2 workers x 3 replicas here.
+    assert len(new) <= 2 * len(ports), len(new)
+
+
+def test_malformed_http_is_400_json_from_nginx(stack):
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=10) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+        raw = sock.recv(65536).decode()
+
+    head, body = raw.split("\r\n\r\n", 1)
+    assert head.startswith("HTTP/1.1 400")
+    assert "Content-Type: application/json" in head
+    assert json.loads(body)["code"] == 400
+
+
+def test_pool_that_hangs_gives_504_json_within_the_bounded_retries(stack, http):
+    pids = [stack.replica_pid(port) for port in stack.predictor_ports]
+    for pid in pids:
+        os.killpg(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        response = http.post(f"{stack.url}/predict", json={"input": "hello?"}, timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        for pid in pids:
+            os.killpg(pid, signal.SIGCONT)
+    assert response.status_code == 504
+    assert response.json()["status"] == "Gateway Timeout"
+    # Bounded: proxy_next_upstream_timeout (6 s) plus one last proxy_read_timeout (5 s).
+    assert elapsed < 6 + 5 + 2
+    stack.wait_ready()
+    wait_until_gateway_serves(stack, http)
+
+
+def wait_until_gateway_serves(stack, http, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if http.post(f"{stack.url}/predict", json={"input": "up?"}).status_code == 200:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the gateway does not serve /predict again")
+
+
+def test_server_header_hides_the_version(stack, http):
+    assert http.get(f"{stack.url}/health").headers["Server"] == "nginx"
+
+
+def test_access_log_is_json_with_request_id_upstream_and_timings(stack, http):
+    http.post(f"{stack.url}/predict", json={"input": "a"}, headers={"X-Request-ID": "log-check-9"})
+
+    deadline = time.monotonic() + 10
+    lines = []
+    while not lines and time.monotonic() < deadline:
+        lines = [line for line in stack.log("nginx").splitlines() if "log-check-9" in line]
+    entry = json.loads(lines[0])
+    assert entry["request_id"] == "log-check-9"
+    assert entry["status"] == 200
+    assert entry["upstream_addr"].rsplit(":", 1)[1] in map(str, stack.predictor_ports)
+    assert float(entry["request_time"]) >= 0 and float(entry["upstream_response_time"]) >= 0
+
+
+def test_sigterm_stops_the_stack_and_leaves_no_process(tmp_path):
+    stack = LocalStack(tmp_path, predictors=1).start()
+    supervisord_pid = int((tmp_path / "supervisord.pid").read_text())
+
+    stack.process.send_signal(signal.SIGTERM)
+
+    assert stack.process.wait(timeout=60) == 0
+    assert "Stack stopped." in stack.output()
+    assert all(port_is_free(port) for port in [stack.port, stack.logger_port, *stack.predictor_ports])
+    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    assert leftovers.stdout == ""
+    assert not os.path.exists(f"/proc/{supervisord_pid}")
