@@ -6,13 +6,16 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 GATEWAY_ARGS ?= --predictors 3 --port 8080
 
-.PHONY: run test model nginx venv clean
+.PHONY: run test test-compose model nginx venv clean
 
 run: model nginx  ## Run the whole stack: Nginx on :8080, the logger and 3 predictors.
 	$(PY) -m gateway up $(GATEWAY_ARGS)
 
-test: model nginx  ## Run the whole test suite.
-	$(PY) -m pytest
+test: model nginx  ## Run the test suite: services, gateway, the whole stack, make run.
+	$(PY) -m pytest -m "not compose"
+
+test-compose: venv  ## Run the container test against a real Docker engine (started if needed).
+	$(PY) -m pytest -m compose tests/compose
 
 nginx:  ## Install Nginx with apt if it is missing (root), or say how.
 	@gateway/install-nginx.sh

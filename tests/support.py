@@ -1,7 +1,10 @@
 """Helpers for tests that run the services for real: free ports and gunicorn servers."""
 
+import json
 import os
+import re
 import signal
+import threading
 import socket
 import subprocess
 import sys
@@ -238,3 +241,74 @@ def wait_for_output(process, path, text, timeout):
             raise RuntimeError(f"exited with {process.returncode} before {text!r}:\n{output}")
         time.sleep(0.1)
     raise RuntimeError(f"no {text!r} after {timeout}s:\n{Path(path).read_text(errors='replace')}")
+
+
+# A ```bash block with a curl command, followed at once by a ```json block: its answer.
+README_EXAMPLE = re.compile(r"```bash\n(curl [^`]*?)```\n```json\n(.*?)```", re.DOTALL)
+
+
+def readme_examples(base_url):
+    """The README's curl examples that go to base_url, each with its documented answer."""
+    return [
+        (command, json.loads(answer))
+        for command, answer in README_EXAMPLE.findall((ROOT / "README.md").read_text())
+        if base_url in command
+    ]
+
+
+def matches(expected, actual):
+    """Equal, except that any string stands for a request_id, which differs on every run."""
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and expected.keys() == actual.keys() and all(
+            isinstance(actual[key], str) if key == "request_id" else matches(value, actual[key])
+            for key, value in expected.items()
+        )
+    return expected == actual
+
+
+def run_example(command, base_url, target_url):
+    """Run a README curl command against target_url instead of base_url; return its JSON."""
+    result = subprocess.run(["bash", "-c", command.replace(base_url, target_url)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+class SteadyClient:
+    """Sends POST requests one after another from a thread, recording every outcome.
+
+    Bounded in count and time; use as a context manager.
+    """
+
+    def __init__(self, url, body, max_requests=5000, max_seconds=90):
+        self.url, self.body = url, body
+        self.max_requests, self.max_seconds = max_requests, max_seconds
+        self.statuses, self.failures = [], []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        deadline = time.monotonic() + self.max_seconds
+        with requests.Session() as session:
+            while not self._stop.is_set() and len(self.statuses) < self.max_requests:
+                if time.monotonic() > deadline:
+                    break
+                try:
+                    response = session.post(self.url, json=self.body, timeout=15)
+                    self.statuses.append(response.status_code)
+                except requests.RequestException as exc:
+                    self.failures.append(repr(exc))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join()
+
+    def wait_for(self, count, timeout=60):
+        """Wait until count requests have been sent (or the timeout passes)."""
+        deadline = time.monotonic() + timeout
+        while len(self.statuses) + len(self.failures) < count and time.monotonic() < deadline:
+            time.sleep(0.01)

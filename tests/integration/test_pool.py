@@ -2,13 +2,10 @@
 
 import os
 import signal
-import threading
 import time
 from collections import Counter
 
-import requests
-
-from tests.support import answers_200
+from tests.support import SteadyClient, answers_200
 
 
 def served_by_port(response):
@@ -25,46 +22,11 @@ def test_requests_are_spread_over_all_replicas(stack, http):
     assert min(ports.values()) >= 10, ports
 
 
-class SteadyClient:
-    """Sends /predict requests one after another from a thread, recording every outcome."""
-
-    def __init__(self, url, max_requests=5000, max_seconds=60):
-        self.url, self.max_requests, self.max_seconds = url, max_requests, max_seconds
-        self.statuses, self.failures = [], []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        deadline = time.monotonic() + self.max_seconds
-        with requests.Session() as session:
-            while not self._stop.is_set() and len(self.statuses) < self.max_requests:
-                if time.monotonic() > deadline:
-                    break
-                try:
-                    response = session.post(self.url, json={"input": "steady cat"}, timeout=10)
-                    self.statuses.append(response.status_code)
-                except requests.RequestException as exc:
-                    self.failures.append(repr(exc))
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._stop.set()
-        self._thread.join()
-
-    def wait_for(self, count, timeout=30):
-        deadline = time.monotonic() + timeout
-        while len(self.statuses) + len(self.failures) < count and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-
 def test_a_replica_killed_under_load_costs_no_request_and_comes_back(stack, http):
     victim = stack.predictor_ports[0]
     pid = stack.replica_pid(victim)
 
-    with SteadyClient(f"{stack.url}/predict") as client:
+    with SteadyClient(f"{stack.url}/predict", {"input": "steady cat"}) as client:
         client.wait_for(100)
         os.killpg(pid, signal.SIGKILL)  # the replica's gunicorn master and its workers
         seen = len(client.statuses)

@@ -1,0 +1,58 @@
+#!/bin/sh
+# The gateway image's upstream list, kept in step with the replicas Docker's DNS knows.
+#
+# Nginx 1.22 resolves an upstream's host names once, at start or reload (the `resolve`
+# flag that re-resolves them came only in 1.27.3), and a proxy_pass through a variable
+# re-resolves per request but loses the upstream block: keep-alive, max_fails and the
+# retries. So this script asks Docker's DNS for every address of the `logger` and
+# `predictor` services, writes a plain upstream list, and every few seconds does it
+# again, reloading Nginx gracefully when the list changed. After
+# `docker-compose up --scale predictor=N`, traffic reaches exactly the live replicas
+# within one interval plus a reload.
+#
+# Run from /docker-entrypoint.d/ before Nginx starts: it writes the first list, then
+# leaves the watch loop running in the background.
+set -eu
+
+conf=/etc/nginx/conf.d/00-upstreams.conf
+interval=${GATEWAY_DNS_INTERVAL:-2}
+
+upstream() {  # name host port keepalive
+    echo "upstream $1 {"
+    addresses=$(getent ahostsv4 "$2" | awk '{ print $1 }' | sort -u)
+    if [ -z "$addresses" ]; then
+        # No replica yet: an upstream needs a server, and a down one gives a JSON 503.
+        echo "    server 127.0.0.1:$3 down;"
+    fi
+    for address in $addresses; do
+        echo "    server $address:$3 max_fails=1 fail_timeout=5s;"
+    done
+    echo "    keepalive $4;"
+    echo "    # Shorter than gunicorn's keep-alive (75 s): Nginx closes idle connections first."
+    echo "    keepalive_timeout 60s;"
+    echo "}"
+}
+
+render() {
+    echo "# Written by upstreams-from-dns.sh from Docker's DNS; rewritten when replicas change."
+    upstream logger "${LOGGER_HOST:-logger}" "${LOGGER_PORT:-8000}" 32
+    upstream predictors "${PREDICTOR_HOST:-predictor}" "${PREDICTOR_PORT:-8001}" 64
+}
+
+watch() {
+    while sleep "$interval"; do
+        new=$(render)
+        if [ "$new" != "$(cat "$conf")" ]; then
+            printf '%s\n' "$new" > "$conf.new"
+            mv "$conf.new" "$conf"
+            if nginx -t -q; then
+                nginx -s reload
+                echo "upstreams-from-dns: Nginx reloaded with" \
+                    "$(grep 'server ' "$conf" | tr -s ' ' | tr '\n' ' ')" >&2
+            fi
+        fi
+    done
+}
+
+render > "$conf"
+watch &

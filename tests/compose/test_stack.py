@@ -1,0 +1,81 @@
+"""`docker-compose up --scale predictor=3`, for real, through the published gateway port."""
+
+import subprocess
+import time
+
+import pytest
+
+from tests.support import SteadyClient, matches, readme_examples, run_example
+
+pytestmark = pytest.mark.compose
+README_GATEWAY = "http://localhost/"
+
+
+def served_by(http, url, count):
+    return {
+        http.post(f"{url}/predict", json={"input": f"dog {n}"}).headers["X-Served-By"].split(":")[0]
+        for n in range(count)
+    }
+
+
+def wait_until_served_by_exactly(compose, http, timeout=15):
+    """Poll until traffic reaches exactly the live predictor replicas; return the seconds taken."""
+    started = time.monotonic()
+    live = compose.predictor_hostnames()
+    while True:
+        seen = served_by(http, compose.url, 4 * len(live))
+        if seen == live:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"after {timeout}s the gateway serves {seen}, live are {live}")
+        time.sleep(0.5)
+
+
+def test_readme_docker_examples_give_the_documented_answers(compose):
+    examples = readme_examples(README_GATEWAY)
+    assert len(examples) >= 3
+
+    for command, answer in examples:
+        actual = run_example(command, README_GATEWAY, compose.url + "/")
+        assert matches(answer, actual), (command, actual)
+
+
+def test_bad_input_is_422_through_the_gateway(compose, http):
+    response = http.post(f"{compose.url}/predict", json={"input": ""})
+
+    assert response.status_code == 422
+    assert response.json()["errors"] == {"json": {"input": ["Length must be between 1 and 10000."]}}
+
+
+def test_all_three_replicas_serve(compose, http):
+    live = compose.predictor_hostnames()
+
+    assert len(live) == 3
+    assert served_by(http, compose.url, 30) == live
+
+
+def test_a_replica_stopped_under_load_costs_no_request(compose, http):
+    victim = sorted(compose("ps", "-q", "predictor").split())[0]
+
+    with SteadyClient(f"{compose.url}/predict", {"input": "steady cat"}) as client:
+        client.wait_for(100)
+        stopped = subprocess.run(
+            ["docker", "stop", victim], capture_output=True, text=True, timeout=60
+        )
+        seen = len(client.statuses)
+        client.wait_for(seen + 200)
+
+    assert stopped.returncode == 0, stopped.stderr
+    assert client.failures == []
+    assert set(client.statuses) == {200}
+    assert len(compose.predictor_hostnames()) == 2
+
+
+def test_scaling_up_and_down_while_running_is_followed_within_15_seconds(compose, http):
+    compose("up", "-d", "--scale", "predictor=5")
+    assert len(compose.predictor_hostnames()) == 5
+    wait_until_served_by_exactly(compose, http)
+
+    compose("up", "-d", "--scale", "predictor=2")
+    assert len(compose.predictor_hostnames()) == 2
+    wait_until_served_by_exactly(compose, http)
