@@ -33,6 +33,10 @@ class Layout:
     predictor_base_port: int = 8001
     predictor_workers: int = 1
     run_dir: Path = ROOT / ".run"
+    # Per client address, at the gateway; off for benchmarks and load tests.
+    rate_limit: str = "100r/s"
+    rate_burst: int = 200
+    rate_limit_enabled: bool = True
 
     @property
     def predictor_ports(self):
@@ -59,9 +63,19 @@ def find_nginx():
     return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 
 
-def render_gateway(port):
+def gateway_settings(layout):
+    """The values of the routing template's variables, as Docker's environment gives them."""
+    return {
+        "GATEWAY_PORT": layout.port,
+        "GATEWAY_RATE_LIMIT": layout.rate_limit,
+        "GATEWAY_RATE_BURST": layout.rate_burst,
+        "GATEWAY_RATE_LIMIT_ENABLED": "on" if layout.rate_limit_enabled else "off",
+    }
+
+
+def render_gateway(layout):
     """The shared routing file, filled in as the image's envsubst would do."""
-    text = Template(GATEWAY_TEMPLATE.read_text()).safe_substitute(GATEWAY_PORT=port)
+    text = Template(GATEWAY_TEMPLATE.read_text()).safe_substitute(gateway_settings(layout))
     if "${" in text:
         raise ValueError("gateway.conf.template uses a variable that is not filled in")
     return text
@@ -104,7 +118,7 @@ def write_all(layout, nginx):
     layout.log_dir.mkdir(parents=True, exist_ok=True)
     (layout.nginx_dir / "nginx.conf").write_text(render_nginx_main(layout))
     (layout.nginx_dir / "upstreams.conf").write_text(render_upstreams(layout))
-    (layout.nginx_dir / "gateway.conf").write_text(render_gateway(layout.port))
+    (layout.nginx_dir / "gateway.conf").write_text(render_gateway(layout))
     layout.supervisord_conf.write_text(render_supervisord(layout, nginx))
 
 

@@ -1,6 +1,6 @@
 """Start, watch and stop the local stack under supervisord."""
 
-import os
+import re
 import signal
 import socket
 import subprocess
@@ -128,3 +128,34 @@ def up(layout):
     supervisord.wait()
     print("Stack stopped.", flush=True)
     return 0 if supervisord.returncode in (0, -signal.SIGTERM) else supervisord.returncode
+
+
+def replica_ports(layout):
+    """The ports of the predictor replicas that this run's supervisord manages."""
+    result = supervisorctl(layout, "status", "predictor:*")
+    ports = sorted(int(port) for port in re.findall(r"^predictor:predictor-(\d+)\s", result.stdout, re.M))
+    if not ports:
+        raise StackError(f"no running stack in {layout.run_dir}: {result.stdout or result.stderr}")
+    return ports
+
+
+def rolling_restart(layout, settle=5.0):
+    """Restart the predictor replicas one after another, each ready before the next goes.
+
+    supervisord stops a replica with SIGTERM (gunicorn finishes its requests in flight)
+    and starts it again; while it is away the gateway retries its requests on the others.
+    After it answers /ready, `settle` seconds pass (the gateway's fail_timeout) so that
+    the gateway has it back in rotation before the next replica leaves.
+    """
+    for port in replica_ports(layout):
+        name = f"predictor:predictor-{port}"
+        result = supervisorctl(layout, "restart", name)
+        if result.returncode != 0:
+            raise StackError(f"could not restart {name}: {result.stdout}{result.stderr}")
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not answers_ok(f"http://127.0.0.1:{port}/ready"):
+            if time.monotonic() > deadline:
+                raise StackError(f"{name} not ready after {READY_TIMEOUT}s: see {layout.log_dir}")
+            time.sleep(0.2)
+        print(f"restarted {name}", flush=True)
+        time.sleep(settle)

@@ -44,5 +44,7 @@ def create_app(test_config=None):
         connect_timeout=app.config["PREDICTOR_CONNECT_TIMEOUT"],
         read_timeout=app.config["PREDICTOR_READ_TIMEOUT"],
         pool_size=app.config["PREDICTOR_POOL_SIZE"],
+        breaker_fail_max=app.config["PREDICTOR_BREAKER_FAIL_MAX"],
+        breaker_reset_timeout=app.config["PREDICTOR_BREAKER_RESET_TIMEOUT"],
     )
     return app

@@ -1,5 +1,6 @@
 """The logger's HTTP client for the predictor pool (through the gateway by default)."""
 
+import pybreaker
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -15,13 +16,17 @@ class PredictorBadResponse(Exception):
 
 
 class PredictorClient:
-    """One pooled keep-alive session per worker, with explicit timeouts and no retries.
+    """One pooled keep-alive session per worker, explicit timeouts, no retries, a breaker.
 
     Retrying on another replica is the gateway's job (proxy_next_upstream), so a failure
-    here means the whole pool could not answer.
+    here means the whole pool could not answer. After breaker_fail_max such failures in
+    a row the circuit opens: calls fail at once, without waiting for timeouts, until
+    breaker_reset_timeout seconds have passed and one trial call succeeds. The breaker
+    lives in each worker process.
     """
 
-    def __init__(self, url, connect_timeout, read_timeout, pool_size):
+    def __init__(self, url, connect_timeout, read_timeout, pool_size,
+                 breaker_fail_max=5, breaker_reset_timeout=10.0):
         self.url = url
         self.timeout = (connect_timeout, read_timeout)
         self.session = requests.Session()
@@ -30,9 +35,31 @@ class PredictorClient:
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        # A predictor that answers, even with a 4xx, is up: only unavailability counts.
+        self.breaker = pybreaker.CircuitBreaker(
+            fail_max=breaker_fail_max,
+            reset_timeout=breaker_reset_timeout,
+            exclude=[PredictorBadResponse],
+            throw_new_error_on_trip=False,
+            name="predictor",
+        )
+
+    @property
+    def circuit(self):
+        """The breaker's state: closed, open or half-open."""
+        return self.breaker.current_state
 
     def predict(self, text, request_id):
         """Return the predictor's JSON answer for one text."""
+        try:
+            return self.breaker.call(self._post, text, request_id)
+        except pybreaker.CircuitBreakerError:
+            raise PredictorUnavailable(
+                f"circuit open after {self.breaker.fail_max} failures in a row,"
+                f" next try within {self.breaker.reset_timeout:g} s"
+            )
+
+    def _post(self, text, request_id):
         try:
             response = self.session.post(
                 self.url,

@@ -8,12 +8,22 @@ class Config:
     DB_PATH = os.environ.get("LOGGER_DB_PATH", "")
     # FULL: a row is on disk before /process answers, even across a power cut.
     DB_SYNCHRONOUS = os.environ.get("LOGGER_DB_SYNCHRONOUS", "FULL")
+    # /ready answers 503 when the database's disk has less free space than this.
+    DB_MIN_FREE_BYTES = int(os.environ.get("LOGGER_DB_MIN_FREE_BYTES", str(16 * 1024 * 1024)))
     # How long a write waits for another worker's write lock before giving up.
     DB_BUSY_TIMEOUT = float(os.environ.get("LOGGER_DB_BUSY_TIMEOUT", "5.0"))
     # The gateway's /predict, so that forwarded requests reach the whole predictor pool.
+    # Connect plus read timeout (6 s) stays under the gateway's timeout for /process
+    # (10 s): the logger always answers, with its own 503, before the gateway gives up.
     PREDICTOR_URL = os.environ.get("LOGGER_PREDICTOR_URL", "http://127.0.0.1:8080/predict")
     PREDICTOR_CONNECT_TIMEOUT = float(os.environ.get("LOGGER_PREDICTOR_CONNECT_TIMEOUT", "1.0"))
     PREDICTOR_READ_TIMEOUT = float(os.environ.get("LOGGER_PREDICTOR_READ_TIMEOUT", "5.0"))
+    # The circuit breaker: open after this many unavailable answers in a row, then
+    # answer 503 at once for this many seconds before trying the predictor again.
+    PREDICTOR_BREAKER_FAIL_MAX = int(os.environ.get("LOGGER_PREDICTOR_BREAKER_FAIL_MAX", "5"))
+    PREDICTOR_BREAKER_RESET_TIMEOUT = float(
+        os.environ.get("LOGGER_PREDICTOR_BREAKER_RESET_TIMEOUT", "10")
+    )
     # Keep-alive connections kept per worker; match the worker's thread count.
     PREDICTOR_POOL_SIZE = int(os.environ.get("LOGGER_PREDICTOR_POOL_SIZE", "16"))
     MAX_CONTENT_LENGTH = 1024 * 1024

@@ -96,12 +96,18 @@ def health():
 @probes.get("/ready")
 @probes.response(200, ReadySchema)
 def ready():
-    """Readiness: 200 while the database accepts writes."""
+    """Readiness: 200 while the database accepts writes and its disk has room.
+
+    The predictor circuit's state is shown, but an open circuit does not make the logger
+    unready: it still records every input.
+    """
+    circuit = current_app.extensions["predictor"].circuit
     try:
-        current_app.extensions["store"].check_writable()
+        current_app.extensions["store"].check_writable(current_app.config["DB_MIN_FREE_BYTES"])
     except sqlite3.Error as exc:
-        abort(503, message="Database is not writable.", errors={"database": str(exc)})
-    return {"status": "ready", "checks": {"database": "ok"}}
+        abort(503, message="Database is not writable.",
+              errors={"database": str(exc), "predictor_circuit": circuit})
+    return {"status": "ready", "checks": {"database": "ok", "predictor_circuit": circuit}}
 
 
 @probes.get("/")

@@ -92,8 +92,14 @@ class LogStore:
         params.append(limit)
         return [self._row_to_dict(row) for row in self.connect().execute(query, params)]
 
-    def check_writable(self):
-        """Raise sqlite3.Error unless a write can be committed right now."""
+    def check_writable(self, min_free_bytes=0):
+        """Raise sqlite3.Error unless a write can be committed now, with room for more."""
+        stats = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+        free = stats.f_bavail * stats.f_frsize
+        if free < min_free_bytes:
+            raise sqlite3.OperationalError(
+                f"database or disk is full: {free} bytes free, below {min_free_bytes}"
+            )
         self.connect().execute(
             "INSERT OR REPLACE INTO readiness_probe (id, checked_at) VALUES (1, ?)",
             (utc_now(),),

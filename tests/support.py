@@ -46,8 +46,10 @@ def port_is_free(port):
 class GunicornServer:
     """One service under gunicorn on a loopback port, its output captured to a file."""
 
-    def __init__(self, service, log_dir, env=None, port=None):
+    def __init__(self, service, log_dir, env=None, port=None, wrapper=()):
         self.service = service
+        # A command that runs gunicorn, e.g. in a mount namespace: it must exec it.
+        self.wrapper = list(wrapper)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_dir) / f"{service}-{self.port}.log"
@@ -63,13 +65,15 @@ class GunicornServer:
 
     def start(self, timeout=60):
         """Start gunicorn and wait until /ready answers 200; fail with its log if not."""
-        log_file = open(self.log_path, "wb")
+        log_file = open(self.log_path, "ab")
+        gunicorn = [sys.executable, "-m", "gunicorn", "-c", f"{self.service}_service/gunicorn.conf.py"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", f"{self.service}_service/gunicorn.conf.py"],
+            [*self.wrapper, *gunicorn],
             cwd=ROOT,
             env=self.env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, to signal master and workers
         )
         log_file.close()
         try:
@@ -101,6 +105,11 @@ class GunicornServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def kill(self):
+        """SIGKILL the master and its workers at once, as a crash would."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
     def log(self):
         return self.log_path.read_text(errors="replace")
@@ -141,8 +150,9 @@ def assert_error(response, status, message_part=None):
 class LocalStack:
     """The whole stack, as `python -m gateway up` runs it, on free loopback ports."""
 
-    def __init__(self, run_dir, predictors=3, env=None, predictor_workers=1):
+    def __init__(self, run_dir, predictors=3, env=None, predictor_workers=1, extra_args=()):
         self.run_dir = Path(run_dir)
+        self.extra_args = list(extra_args)
         self.predictors = predictors
         self.predictor_workers = predictor_workers
         self.port = free_port()
@@ -163,6 +173,7 @@ class LocalStack:
             "--predictor-base-port", str(self.predictor_ports[0]),
             "--predictor-workers", str(self.predictor_workers),
             "--run-dir", str(self.run_dir),
+            *self.extra_args,
         ]
 
     def start(self, timeout=120):

@@ -1,6 +1,7 @@
 """The configuration a local run writes, checked by Nginx itself."""
 
 import configparser
+import re
 import subprocess
 import sys
 
@@ -33,12 +34,26 @@ def test_upstreams_list_every_replica_with_passive_health_and_keepalive(layout):
 
 
 def test_gateway_routing_file_is_the_shared_template_with_the_port_filled_in(layout):
-    gateway = render.render_gateway(layout.port)
+    gateway = render.render_gateway(layout)
 
     assert "listen 18080 default_server;" in gateway
     assert "${" not in gateway
     template = (ROOT / "nginx" / "gateway.conf.template").read_text()
-    assert gateway == template.replace("${GATEWAY_PORT}", "18080")
+    filled_in = (
+        template.replace("${GATEWAY_PORT}", "18080")
+        .replace("${GATEWAY_RATE_LIMIT}", "100r/s")
+        .replace("${GATEWAY_RATE_BURST}", "200")
+        .replace("${GATEWAY_RATE_LIMIT_ENABLED}", "on")
+    )
+    assert gateway == filled_in
+
+
+def test_every_template_variable_is_set_in_the_gateway_image():
+    template = (ROOT / "nginx" / "gateway.conf.template").read_text()
+    dockerfile = (ROOT / "nginx" / "Dockerfile").read_text()
+
+    for name in set(re.findall(r"\$\{(\w+)\}", template)):
+        assert f"{name}=" in dockerfile, name
 
 
 def test_rendered_configuration_passes_nginx_own_check(layout):

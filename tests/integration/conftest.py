@@ -6,8 +6,13 @@ from tests.support import LocalStack
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
-    """Nginx, the logger and 3 predictor replicas, as `make run` starts them."""
-    with LocalStack(tmp_path_factory.mktemp("stack"), predictors=3) as running:
+    """Nginx, the logger and 3 predictor replicas, as `make run` starts them.
+
+    Without the rate limit: these tests drive load (test_rate_limit.py checks the limit).
+    """
+    stack = LocalStack(tmp_path_factory.mktemp("stack"), predictors=3,
+                       extra_args=["--no-rate-limit"])
+    with stack as running:
         yield running
 
 

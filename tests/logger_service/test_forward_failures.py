@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.support import assert_error
+from tests.support import assert_error, free_port
 
 
 def serve(status, body, content_type="application/json"):
@@ -96,3 +96,61 @@ def test_predictor_with_nothing_listening_is_503(app):
 
     assert_error(response, 503, "could not connect")
     assert record["outcome"] == "predictor_unavailable"
+
+
+def test_breaker_opens_after_consecutive_failures_and_answers_at_once(make_app):
+    # A predictor that accepts connections and never answers: each call costs the timeout.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        app = make_app(
+            PREDICTOR_URL=f"http://127.0.0.1:{silent.getsockname()[1]}/predict",
+            PREDICTOR_READ_TIMEOUT=0.3,
+            PREDICTOR_BREAKER_FAIL_MAX=3,
+            PREDICTOR_BREAKER_RESET_TIMEOUT=60,
+        )
+        client = app.test_client()
+        body = {"data": "hello", "forward_to_model": True}
+        responses = [client.post("/process", json=body) for _ in range(20)]
+        # Only the calls before the circuit opened reached the predictor.
+        silent.setblocking(False)
+        reached = 0
+        while True:
+            try:
+                silent.accept()[0].close()
+                reached += 1
+            except BlockingIOError:
+                break
+
+    assert reached == 3
+    for response in responses[:3]:
+        assert_error(response, 503, "no answer within the timeout")
+    for response in responses[3:]:
+        assert_error(response, 503, "circuit open after 3 failures in a row")
+    assert client.get("/ready").get_json()["checks"]["predictor_circuit"] == "open"
+    # Every input was still recorded, with its outcome.
+    records = app.extensions["store"].page(limit=50)
+    assert len(records) == 20
+    assert {r["outcome"] for r in records} == {"predictor_unavailable"}
+
+
+def test_breaker_tries_again_after_the_cool_down_and_closes_on_success(
+    make_app, predictor_server, monkeypatch
+):
+    app = make_app(
+        PREDICTOR_URL=f"http://127.0.0.1:{free_port()}/predict",
+        PREDICTOR_BREAKER_FAIL_MAX=2,
+        PREDICTOR_BREAKER_RESET_TIMEOUT=0.5,
+    )
+    client = app.test_client()
+    body = {"data": "cat", "forward_to_model": True}
+    for _ in range(3):
+        client.post("/process", json=body)
+    assert client.get("/ready").get_json()["checks"]["predictor_circuit"] == "open"
+
+    # The predictor comes back; after the cool-down one trial call closes the circuit.
+    monkeypatch.setattr(app.extensions["predictor"], "url", f"{predictor_server.url}/predict")
+    time.sleep(0.6)
+    response = client.post("/process", json=body)
+
+    assert response.status_code == 200
+    assert response.get_json()["model_prediction"]["prediction"]["class"] == "cat"
+    assert client.get("/ready").get_json()["checks"]["predictor_circuit"] == "closed"

@@ -14,7 +14,10 @@ def test_ready_when_the_database_is_writable(client):
     response = client.get("/ready")
 
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ready", "checks": {"database": "ok"}}
+    assert response.get_json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "predictor_circuit": "closed"},
+    }
 
 
 def test_database_is_in_wal_mode_with_full_synchronous_writes(app):
