@@ -1,11 +1,12 @@
 """`docker-compose up --scale predictor=3`, for real, through the published gateway port."""
 
+import re
 import subprocess
 import time
 
 import pytest
 
-from tests.support import SteadyClient, matches, readme_examples, run_example
+from tests.support import ROOT, SteadyClient, matches, readme_examples, run_example
 
 pytestmark = pytest.mark.compose
 README_GATEWAY = "http://localhost/"
@@ -52,6 +53,40 @@ def test_all_three_replicas_serve(compose, http):
 
     assert len(live) == 3
     assert served_by(http, compose.url, 30) == live
+
+
+def documented_rolling_restart():
+    """The rolling restart for Docker, exactly as docs/reliability.md gives it."""
+    text = (ROOT / "docs" / "reliability.md").read_text()
+    [script] = re.findall(r"```bash\n(for id in \$\(docker-compose ps -q predictor\).*?)```",
+                          text, re.DOTALL)
+    return script
+
+
+def test_documented_rolling_restart_under_load_costs_no_request(compose, http):
+    before = compose.predictor_hostnames()
+    started = {cid: container_started_at(cid) for cid in compose("ps", "-q", "predictor").split()}
+
+    with SteadyClient(f"{compose.url}/predict", {"input": "steady fish"}, max_seconds=240) as client:
+        client.wait_for(50)
+        restart = subprocess.run(
+            ["bash", "-c", documented_rolling_restart()], cwd=ROOT, capture_output=True, text=True,
+            env={**compose.env, "COMPOSE_PROJECT_NAME": compose.project}, timeout=240,
+        )
+        seen = len(client.statuses)
+        client.wait_for(seen + 100)
+
+    assert restart.returncode == 0, restart.stderr
+    assert client.failures == []
+    assert set(client.statuses) == {200}
+    assert all(container_started_at(cid) != at for cid, at in started.items())
+    assert compose.predictor_hostnames() == before
+    wait_until_served_by_exactly(compose, http)
+
+
+def container_started_at(container_id):
+    return subprocess.run(["docker", "inspect", "-f", "{{.State.StartedAt}}", container_id],
+                          capture_output=True, text=True, check=True).stdout.strip()
 
 
 def test_a_replica_stopped_under_load_costs_no_request(compose, http):
