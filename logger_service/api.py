@@ -3,6 +3,7 @@
 The predictor service has a twin of this module: each service folder builds alone.
 """
 
+import json
 import logging
 import re
 import uuid
@@ -10,6 +11,7 @@ import uuid
 import flask_smorest
 from flask import g, request
 from flask_smorest import abort
+from webargs.flaskparser import FlaskParser
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Accept a caller's id only when it is short and harmless to log and to pass on.
@@ -34,6 +36,25 @@ class Api(flask_smorest.Api):
         return ordered, status, headers
 
 
+class JsonParser(FlaskParser):
+    """webargs' parser, where JSON that Python's parser cannot hold is a 400, not a 500:
+    nested too deeply (RecursionError) or an integer of over 4300 digits (ValueError)."""
+
+    def _raw_load_json(self, req):
+        try:
+            return super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise
+        except (RecursionError, ValueError) as exc:
+            raise json.JSONDecodeError(f"JSON too large to parse: {exc}", "<body>", 0) from None
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint, reading bodies with JsonParser."""
+
+    ARGUMENTS_PARSER = JsonParser()
+
+
 def install_request_hooks(app):
     """Give every request an id, and reject request bodies that are not JSON."""
 
@@ -49,8 +70,15 @@ def install_request_hooks(app):
             return
         if not request.is_json:
             abort(415, message="Content-Type must be application/json.")
-        if not request.get_data(cache=True):
+        body = request.get_data(cache=True)
+        if not body:
             abort(400, message="Request body is empty: send a JSON object.")
+        # Werkzeug cuts a body without Content-Length (chunked) at MAX_CONTENT_LENGTH,
+        # silently: refuse one that goes on past it rather than read its first MiB.
+        limit = request.max_content_length
+        if (request.content_length is None and limit is not None and len(body) >= limit
+                and request.environ["wsgi.input"].read(1)):
+            abort(413, message="The request body is larger than 1 MiB.")
 
     @app.after_request
     def return_request_id(response):

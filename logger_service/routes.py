@@ -5,8 +5,9 @@ import sqlite3
 import time
 
 from flask import current_app, g
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
+from .api import Blueprint
 from .client import PredictorBadResponse, PredictorUnavailable
 from .schemas import (
     HealthSchema,

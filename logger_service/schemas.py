@@ -7,6 +7,14 @@ MAX_TEXT_LENGTH = 10_000
 MAX_PAGE_SIZE = 500
 
 
+def utf8_text(value):
+    """SQLite stores UTF-8: no lone surrogate (a "\\ud800" escape alone) in the text."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ma.ValidationError("Must be valid Unicode text: no lone surrogate.") from None
+
+
 class StrictBoolean(fields.Boolean):
     """A JSON true or false only: no "yes", 1 or "false" coerced to a boolean."""
 
@@ -19,7 +27,7 @@ class StrictBoolean(fields.Boolean):
 class ProcessRequestSchema(ma.Schema):
     data = fields.String(
         required=True,
-        validate=validate.Length(min=1, max=MAX_TEXT_LENGTH),
+        validate=[validate.Length(min=1, max=MAX_TEXT_LENGTH), utf8_text],
         metadata={"description": "The input to record.", "example": "cat image data"},
     )
     forward_to_model = StrictBoolean(
@@ -39,7 +47,7 @@ class ProcessResponseSchema(ma.Schema):
 class LogsQuerySchema(ma.Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
     before_id = fields.Integer(
-        validate=validate.Range(min=1),
+        validate=validate.Range(min=1, max=2**63 - 1),  # SQLite's INTEGER
         metadata={"description": "Only records older than this id: next_before_id of a page."},
     )
 

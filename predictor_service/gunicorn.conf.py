@@ -3,7 +3,28 @@
     gunicorn -c predictor_service/gunicorn.conf.py
 """
 
+import json
 import os
+
+from gunicorn import util
+
+
+def write_json_error(sock, status_int, reason, mesg):
+    """gunicorn's own errors (a request line or header too long, a malformed request)
+    in the services' JSON error shape, instead of its HTML page.
+
+    gunicorn has no setting for these pages, so this replaces its writer, once, in the
+    master before the workers are forked.
+    """
+    body = json.dumps({"code": status_int, "status": reason, "message": mesg or reason})
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body.encode())}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body.encode())
+
+
+util.write_error = write_json_error
 
 wsgi_app = "predictor_service:create_app()"
 bind = os.environ.get("PREDICTOR_BIND", "127.0.0.1:8001")

@@ -2,6 +2,7 @@
 
 import os
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -29,11 +30,13 @@ def test_sigkill_mid_burst_loses_no_acknowledged_input(tmp_path):
     try:
         with ThreadPoolExecutor(max_workers=16) as pool:
             futures = [pool.submit(post, server.url, n) for n in range(BURST)]
-            while sum(future.done() for future in futures) < 300:
-                pass
+            deadline = time.monotonic() + 120
+            while sum(f.done() and f.result() is not None for f in futures) < 300:
+                assert time.monotonic() < deadline, "the burst did not get going"
+                time.sleep(0.02)
             server.kill()  # master and workers, mid-burst, no chance to clean up
             acknowledged = {future.result() for future in futures} - {None}
-        assert 300 <= len(acknowledged) < BURST  # the kill did land mid-burst
+        assert 300 <= len(acknowledged) < BURST, len(acknowledged)  # killed mid-burst
 
         restarted = GunicornServer("logger", tmp_path, env=env, port=server.port).start()
         try:
