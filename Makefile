@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 GATEWAY_ARGS ?= --predictors 3 --port 8080
 
-.PHONY: run test test-compose model nginx venv clean
+.PHONY: run test test-compose bench model nginx venv clean
 
 run: model nginx  ## Run the whole stack: Nginx on :8080, the logger and 3 predictors.
 	$(PY) -m gateway up $(GATEWAY_ARGS)
@@ -16,6 +16,12 @@ test: model nginx  ## Run the test suite: services, gateway, the whole stack, ma
 
 test-compose: venv  ## Run the container test against a real Docker engine (started if needed).
 	$(PY) -m pytest -m compose tests/compose
+
+bench: model nginx  ## Benchmark every scenario with wrk; writes docs/performance.{md,json,png}.
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk; } || \
+		{ echo "wrk is missing: sudo apt-get install -y wrk" >&2; exit 1; }
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(PY) bench/run.py
 
 nginx:  ## Install Nginx with apt if it is missing (root), or say how.
 	@gateway/install-nginx.sh

@@ -9,10 +9,8 @@ runs. Prints the median req/s and p99 per case. Needs wrk (apt-get install wrk).
 
 import argparse
 import contextlib
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -20,23 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.run import SINGLE, wrk  # noqa: E402
 from tests.support import LocalStack  # noqa: E402  (the project's own runner)
-
-LUA = ROOT / "bench" / "predict.lua"
-
-
-def wrk(url, seconds, connections):
-    """Run wrk against url; return (requests per second, p99 in ms, errors)."""
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(LUA), url],
-        capture_output=True, text=True, check=True, timeout=seconds + 30,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
-    p99 = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: (.*)", out)
-    return rps, p99, (int(errors.group(1)) if errors else 0) + (1 if socket_errors else 0)
 
 
 def main():
@@ -63,16 +46,18 @@ def main():
             targets[name, "through Nginx"] = f"{stack.url}/predict"
             targets[name, "direct"] = f"http://127.0.0.1:{stack.predictor_ports[0]}/predict"
         for url in targets.values():
-            wrk(url, 2, args.connections)  # warm-up
+            wrk(url, SINGLE, 2, args.connections)  # warm-up
         # Interleaved repetitions, so that a slow spell of the machine hits every case.
         for _ in range(args.runs):
             for key, url in targets.items():
-                results.setdefault(key, []).append(wrk(url, args.seconds, args.connections))
+                results.setdefault(key, []).append(wrk(url, SINGLE, args.seconds, args.connections))
 
     print(f"medians of {args.runs} runs of {args.seconds}s, {args.connections} connections")
     print(f"{'worker':10} {'route':14} {'req/s':>8} {'p99 ms':>8} {'errors':>6}")
     for (name, route), runs in results.items():
-        rps, p99, errors = (statistics.median(column) for column in zip(*runs))
+        rps = statistics.median(run.rps for run in runs)
+        p99 = statistics.median(run.p99 for run in runs)
+        errors = statistics.median(run.errors for run in runs)
         print(f"{name:10} {route:14} {rps:8.0f} {p99:8.1f} {errors:6.0f}")
 
 

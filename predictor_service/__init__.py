@@ -1,12 +1,14 @@
 """The predictor service: classifies text with a trained model behind a JSON API."""
 
 import socket
+from functools import partial
 
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import routes
 from .api import Api, install_request_hooks, use_gunicorn_logging
+from .batching import MicroBatcher
 from .config import Config
 from .model import ModelHolder
 
@@ -31,7 +33,14 @@ def create_app(test_config=None):
     api.register_blueprint(routes.blp)
     api.register_blueprint(routes.probes)
 
-    holder = ModelHolder(app.config["MODEL_PATH"])
+    batcher_factory = None
+    if app.config["BATCHING"]:
+        batcher_factory = partial(
+            MicroBatcher,
+            max_batch_size=app.config["MAX_BATCH_SIZE"],
+            max_wait=app.config["MAX_BATCH_WAIT_MS"] / 1000,
+        )
+    holder = ModelHolder(app.config["MODEL_PATH"], batcher_factory)
     app.extensions["model"] = holder
     if app.config["LOAD_MODEL_ON_START"]:
         holder.start()

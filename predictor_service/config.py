@@ -9,6 +9,11 @@ class Config:
     MODEL_PATH = os.environ.get("PREDICTOR_MODEL_PATH", str(DEFAULT_ARTIFACT))
     # Names this instance in the X-Served-By header; defaults to hostname:port.
     INSTANCE_ID = os.environ.get("PREDICTOR_INSTANCE_ID", "")
+    # Adaptive micro-batching of concurrent requests in each worker (batching.py).
+    BATCHING = os.environ.get("PREDICTOR_BATCHING", "on") == "on"
+    MAX_BATCH_SIZE = int(os.environ.get("PREDICTOR_MAX_BATCH_SIZE", "64"))
+    # How long a batch waits for more requests once it has one; 0: never on purpose.
+    MAX_BATCH_WAIT_MS = float(os.environ.get("PREDICTOR_MAX_BATCH_WAIT_MS", "0"))
     # Tests turn this off to observe the not-yet-ready state.
     LOAD_MODEL_ON_START = True
     MAX_CONTENT_LENGTH = 1024 * 1024

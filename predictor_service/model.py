@@ -90,11 +90,13 @@ class ModelHolder:
 
     WARM_UP_INPUT = "warm-up"
 
-    def __init__(self, artifact_path):
+    def __init__(self, artifact_path, batcher_factory=None):
         self.artifact_path = Path(artifact_path)
         self.error = None
         self._model = None
         self._loaded = threading.Event()
+        # With a batcher, concurrent predict() calls share model calls (batching.py).
+        self._batcher = batcher_factory(self._predict_now) if batcher_factory else None
 
     def start(self):
         """Begin loading in a daemon thread; return at once."""
@@ -119,6 +121,15 @@ class ModelHolder:
         """Block until a load attempt has finished; return whether the model is ready."""
         self._loaded.wait(timeout)
         return self.ready
+
+    def predict(self, texts):
+        """Classify texts with the loaded model, batched with other requests if enabled."""
+        if self._batcher is None:
+            return self._predict_now(texts)
+        return self._batcher.predict(texts)
+
+    def _predict_now(self, texts):
+        return self.model.predict(texts)
 
     @property
     def ready(self):

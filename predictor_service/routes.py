@@ -1,8 +1,9 @@
 """Routes of the predictor: /predict and /model, and the probes."""
 
 from flask import current_app
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
+from .api import Blueprint
 from .model import ModelNotReady
 from .schemas import (
     HealthSchema,
@@ -31,9 +32,10 @@ def loaded_model():
 def predict(payload):
     """Classify one text ("input") or a batch of texts ("inputs") in one model call."""
     model = loaded_model()
+    predict = current_app.extensions["model"].predict
     if "inputs" in payload:
-        return {"predictions": model.predict(payload["inputs"]), "model": model.identity}
-    [prediction] = model.predict([payload["input"]])
+        return {"predictions": predict(payload["inputs"]), "model": model.identity}
+    [prediction] = predict([payload["input"]])
     return {"prediction": prediction, "message": prediction.message, "model": model.identity}
 
 

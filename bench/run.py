@@ -1,0 +1,250 @@
+"""The benchmark suite: every scenario of the stack side by side, and the targets.
+
+    .venv/bin/python bench/run.py [--seconds 5] [--runs 3]      (or: make bench)
+
+Starts the stacks with the project's own runner (`python -m gateway up`, rate limit
+off) and the FastAPI peer (bench/peers/) behind the same Nginx configuration, drives
+each scenario with wrk on loopback in interleaved runs, and prints one table of
+medians: requests/s, p50, p99, errors. Writes docs/performance.json, the table and the
+targets into docs/performance.md, and a plot, docs/performance.png. Needs wrk.
+"""
+
+import argparse
+import contextlib
+import json
+import operator
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gateway import render  # noqa: E402
+from tests.support import LocalStack, free_port  # noqa: E402
+
+LUA = ROOT / "bench" / "post.lua"
+DOCS = ROOT / "docs"
+SINGLE = json.dumps({"input": "my cat sleeps on the warm laptop"})
+BATCH_SIZE = 32
+BATCH = json.dumps({"inputs": [f"my cat number {n} sleeps on the laptop" for n in range(BATCH_SIZE)]})
+PROCESS = json.dumps({"data": "my cat sleeps on the warm laptop", "forward_to_model": False})
+FORWARD = json.dumps({"data": "my cat sleeps on the warm laptop", "forward_to_model": True})
+
+
+@dataclass
+class Result:
+    rps: float
+    p50: float
+    p99: float
+    errors: int
+
+
+def wrk(url, body, seconds, connections):
+    """Run wrk on url (a GET when body is None); return a Result (latencies in ms)."""
+    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    env = dict(os.environ)
+    if body is not None:
+        command[-1:-1] = ["-s", str(LUA)]
+        env["WRK_BODY"] = body
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env=env,
+                         timeout=seconds + 60).stdout
+
+    def latency(percent):
+        value, unit = re.search(rf"{percent}%\s+([\d.]+)(us|ms|s)\b", out).groups()
+        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    errors += sum(map(int, socket_errors.groups())) if socket_errors else 0
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return Result(rps, latency(50), latency(99), errors)
+
+
+@contextlib.contextmanager
+def peer_behind_nginx(tmp):
+    """The FastAPI peer (2 uvicorn workers) and an Nginx with the gateway's configuration."""
+    peer_port = free_port()
+    log = open(tmp / "peer.log", "wb")
+    peer = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bench.peers.fastapi_predictor:app",
+         "--host", "127.0.0.1", "--port", str(peer_port), "--workers", "2", "--no-access-log"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    layout = render.Layout(predictors=1, port=free_port(), logger_port=free_port(),
+                           predictor_base_port=peer_port, run_dir=tmp / "peer-nginx",
+                           rate_limit_enabled=False)
+    render.write_all(layout, render.find_nginx())
+    nginx = subprocess.Popen(
+        [render.find_nginx(), "-p", str(layout.nginx_dir), "-c",
+         str(layout.nginx_dir / "nginx.conf"), "-e", "stderr"],
+        stdout=subprocess.DEVNULL, stderr=open(tmp / "peer-nginx.log", "wb"),
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while subprocess.run(["curl", "-fs", "-o", "/dev/null", f"http://127.0.0.1:{peer_port}/health"]
+                             ).returncode != 0:
+            if time.monotonic() > deadline or peer.poll() is not None:
+                raise RuntimeError(f"the peer did not start: {(tmp / 'peer.log').read_text()}")
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{peer_port}", f"http://127.0.0.1:{layout.port}"
+    finally:
+        for process in (nginx, peer):
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def scenarios(stacks, peer_direct, peer_gateway):
+    """(name, url, body, connections) of every scenario."""
+    one, three, single, unbatched = (stacks[k] for k in ("one", "three", "single", "unbatched"))
+    replica = f"http://127.0.0.1:{one.predictor_ports[0]}"
+    return [
+        ("gateway /health (ceiling)", f"{three.url}/health", None, 64),
+        ("/predict direct, 1 replica", f"{replica}/predict", SINGLE, 64),
+        ("/predict gateway, same replica", f"{one.url}/predict", SINGLE, 64),
+        ("/predict gateway, 3 replicas", f"{three.url}/predict", SINGLE, 64),
+        ("/predict gateway, 1 gunicorn x3", f"{single.url}/predict", SINGLE, 64),
+        ("/predict gateway, no batching", f"{unbatched.url}/predict", SINGLE, 64),
+        ("/predict gateway, 1 connection", f"{three.url}/predict", SINGLE, 1),
+        ("/predict gateway, no batching, 1 conn", f"{unbatched.url}/predict", SINGLE, 1),
+        ("/process, no forwarding", f"{three.url}/process", PROCESS, 64),
+        ("/process, forwarding", f"{three.url}/process", FORWARD, 64),
+        (f"/predict batch of {BATCH_SIZE} (predictions/s)", f"{three.url}/predict", BATCH, 64),
+        ("peer FastAPI direct", f"{peer_direct}/predict", SINGLE, 64),
+        ("peer FastAPI behind Nginx", f"{peer_gateway}/predict", SINGLE, 64),
+    ]
+
+
+def targets(medians):
+    """The issue's targets: (name, measured, goal, met)."""
+    def rps(name):
+        return medians[name].rps
+
+    p99 = medians["/predict gateway, 3 replicas"].p99
+    latency_cost = (medians["/predict gateway, 1 connection"].p50
+                    - medians["/predict gateway, no batching, 1 conn"].p50)
+    rows = [
+        ("gateway overhead: through Nginx / direct, same replica",
+         rps("/predict gateway, same replica") / rps("/predict direct, 1 replica"), ">= 0.95"),
+        ("balancing: 3 replicas / 1 gunicorn with 3 workers",
+         rps("/predict gateway, 3 replicas") / rps("/predict gateway, 1 gunicorn x3"), ">= 0.95"),
+        ("two hops: /process forwarding / /predict through the gateway",
+         rps("/process, forwarding") / rps("/predict gateway, 3 replicas"), ">= 0.5"),
+        ("the peer: our /predict / FastAPI, both behind Nginx",
+         rps("/predict gateway, 3 replicas") / rps("peer FastAPI behind Nginx"), ">= 1.3"),
+        ("p99 of /predict through the gateway at 64 connections (ms)", p99, "< 50"),
+        ("batching's cost to a lone request, p50 at 1 connection (ms)", latency_cost, "<= 1"),
+    ]
+    compare = {">=": operator.ge, "<": operator.lt, "<=": operator.le}
+
+    def met(value, goal):
+        sign, threshold = goal.split()
+        return compare[sign](value, float(threshold))
+
+    return [(name, value, goal, met(value, goal)) for name, value, goal in rows]
+
+
+def table(medians, batch_names):
+    lines = ["| scenario | req/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|"]
+    for name, result in medians.items():
+        rps = result.rps * BATCH_SIZE if name in batch_names else result.rps
+        lines.append(f"| {name} | {rps:.0f} | {result.p50:.1f} | {result.p99:.1f} | {result.errors} |")
+    return "\n".join(lines)
+
+
+def plot(medians, path, batch_names):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(medians)
+    throughput = [medians[n].rps * (BATCH_SIZE if n in batch_names else 1) for n in names]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6), sharey=True)
+    left.barh(names, throughput, color="#4c72b0")
+    left.set_xscale("log")  # the gateway's own ceiling is two orders above the rest
+    left.set_xlabel("requests/s, predictions/s for the batch (median, log scale)")
+    right.barh(names, [medians[n].p99 for n in names], color="#dd8452")
+    right.set_xlabel("p99 latency, ms (median)")
+    left.invert_yaxis()
+    fig.suptitle("ML API gateway benchmark (wrk on loopback, 2 cores)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=5, help="per run of a scenario")
+    parser.add_argument("--runs", type=int, default=3, help="interleaved runs, medians kept")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is missing: apt-get install wrk")
+
+    results = {}
+    with contextlib.ExitStack() as running, tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        off = ["--no-rate-limit"]
+        stacks = {
+            "one": LocalStack(tmp / "one", predictors=1, predictor_workers=2, extra_args=off),
+            "three": LocalStack(tmp / "three", predictors=3, extra_args=off),
+            "single": LocalStack(tmp / "single", predictors=1, predictor_workers=3, extra_args=off),
+            "unbatched": LocalStack(tmp / "unbatched", predictors=3, extra_args=off,
+                                    env={"PREDICTOR_BATCHING": "off"}),
+        }
+        for stack in stacks.values():
+            running.enter_context(stack)
+        peer_direct, peer_gateway = running.enter_context(peer_behind_nginx(tmp))
+        runs = scenarios(stacks, peer_direct, peer_gateway)
+        for name, url, body, connections in runs:  # warm-up
+            wrk(url, body, 1, connections)
+        for run in range(args.runs):
+            for name, url, body, connections in runs:
+                results.setdefault(name, []).append(wrk(url, body, args.seconds, connections))
+                print(f"run {run + 1}/{args.runs}: {name}", file=sys.stderr, flush=True)
+
+    medians = {
+        name: Result(*(statistics.median(getattr(r, field) for r in rs)
+                       for field in ("rps", "p50", "p99", "errors")))
+        for name, rs in results.items()
+    }
+    batch_names = {name for name in medians if "batch of" in name}
+    measured = table(medians, batch_names)
+    goals = targets(medians)
+    goal_lines = ["| target | measured | goal | met |", "|---|---|---|---|"] + [
+        f"| {name} | {value:.2f} | {goal} | {'yes' if met else 'no'} |"
+        for name, value, goal, met in goals
+    ]
+    print(measured, "\n", "\n".join(goal_lines), sep="\n")
+
+    DOCS.mkdir(exist_ok=True)
+    (DOCS / "performance.json").write_text(json.dumps({
+        "seconds": args.seconds, "runs": args.runs,
+        "scenarios": {name: vars(result) for name, result in medians.items()},
+        "targets": [{"target": n, "measured": v, "goal": g, "met": m} for n, v, g, m in goals],
+    }, indent=2) + "\n")
+    plot(medians, DOCS / "performance.png", batch_names)
+    write_report(measured, "\n".join(goal_lines), args)
+
+
+def write_report(measured, goal_lines, args):
+    """Put the tables between the markers of docs/performance.md, keeping the prose."""
+    report = DOCS / "performance.md"
+    text = report.read_text()
+    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    generated = (f"{begin}\nMedians of {args.runs} interleaved runs of {args.seconds} s each "
+                 f"(`make bench`).\n\n{measured}\n\n{goal_lines}\n{end}")
+    report.write_text(text[:text.index(begin)] + generated + text[text.index(end) + len(end):])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Adaptive micro-batching: concurrent requests of one worker share one model call.
+
+A prediction costs mostly fixed overhead (about 1.6 ms for one text, 3 ms for 32), so
+under load the worker's request threads hand their texts to one batching thread, which
+runs the model once for everything that is waiting. Nothing waits on purpose by
+default (max_wait 0): while the model runs one batch, the next one gathers, so a lone
+request goes straight through and batches grow only with the load, as in Triton's,
+MLServer's and BentoML's adaptive batching.
+"""
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+
+log = logging.getLogger(__name__)
+
+
+class MicroBatcher:
+    """Coalesce predict(texts) calls from many threads into fewer predict_many calls."""
+
+    def __init__(self, predict_many, max_batch_size=64, max_wait=0.0):
+        self.predict_many = predict_many
+        self.max_batch_size = max_batch_size
+        self.max_wait = max_wait
+        self._queue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
+        self._thread.start()
+
+    def predict(self, texts, timeout=None):
+        """Return predict_many(texts), computed together with other waiting requests."""
+        future = Future()
+        self._queue.put((texts, future))
+        return future.result(timeout)
+
+    def _run(self):
+        carried = None  # a request that did not fit in the previous batch
+        while True:
+            batch = [carried or self._queue.get()]
+            carried = None
+            size = len(batch[0][0])
+            deadline = time.monotonic() + self.max_wait
+            while size < self.max_batch_size:
+                remaining = deadline - time.monotonic()
+                try:
+                    item = self._queue.get(timeout=remaining) if remaining > 0 else (
+                        self._queue.get_nowait()
+                    )
+                except queue.Empty:
+                    break
+                if size + len(item[0]) > self.max_batch_size:
+                    carried = item
+                    break
+                batch.append(item)
+                size += len(item[0])
+            self._process(batch)
+
+    def _process(self, batch):
+        texts = [text for item_texts, _ in batch for text in item_texts]
+        try:
+            results = self.predict_many(texts)
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0][1].set_exception(exc)
+                return
+            # Isolate the failure: each request again on its own, so only the
+            # request that breaks the model gets the error.
+            log.warning("batch of %d requests failed (%s): retrying one by one", len(batch), exc)
+            for item in batch:
+                self._process([item])
+            return
+        offset = 0
+        for item_texts, future in batch:
+            future.set_result(results[offset:offset + len(item_texts)])
+            offset += len(item_texts)

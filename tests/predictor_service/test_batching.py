@@ -1,0 +1,110 @@
+"""Micro-batching: each caller gets its own answer, in order, with errors kept to itself."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from predictor_service import create_app
+from predictor_service.batching import MicroBatcher
+
+
+class SlowModel:
+    """A stand-in model: upper-cases texts, slowly, and remembers each call's size."""
+
+    def __init__(self, delay=0.05, poison="poison"):
+        self.delay, self.poison, self.calls = delay, poison, []
+        self.lock = threading.Lock()
+
+    def __call__(self, texts):
+        with self.lock:
+            self.calls.append(len(texts))
+        time.sleep(self.delay)
+        if self.poison in texts:
+            raise ValueError("the model cannot take this input")
+        return [text.upper() for text in texts]
+
+
+def submit_concurrently(batcher, requests):
+    with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+        futures = [pool.submit(batcher.predict, texts) for texts in requests]
+        return [future.exception() or future.result() for future in futures]
+
+
+def test_concurrent_callers_share_model_calls_and_each_gets_its_own_answer():
+    model = SlowModel()
+    batcher = MicroBatcher(model, max_batch_size=64)
+    requests = [[f"text {n}"] for n in range(20)] + [["a", "b", "c"], ["d", "e"]]
+
+    answers = submit_concurrently(batcher, requests)
+
+    assert answers == [[text.upper() for text in texts] for texts in requests]
+    assert sum(model.calls) == 25
+    assert len(model.calls) < len(requests)  # some calls served several requests
+
+
+def test_an_input_that_breaks_the_model_fails_only_its_own_request():
+    model = SlowModel()
+    batcher = MicroBatcher(model, max_batch_size=64)
+    requests = [["one"], ["poison"], ["two", "three"], ["four"]]
+    # Hold the batcher busy so that the four requests queue up into one batch.
+    blocker = threading.Thread(target=batcher.predict, args=(["first"],))
+    blocker.start()
+    time.sleep(0.01)
+
+    answers = submit_concurrently(batcher, requests)
+    blocker.join()
+
+    assert answers[0] == ["ONE"]
+    assert isinstance(answers[1], ValueError)
+    assert answers[2] == ["TWO", "THREE"]
+    assert answers[3] == ["FOUR"]
+
+
+def test_batches_never_exceed_the_maximum_size_but_a_large_request_is_taken_whole():
+    model = SlowModel(delay=0.02)
+    batcher = MicroBatcher(model, max_batch_size=4)
+
+    answers = submit_concurrently(batcher, [["x"]] * 12 + [["y"] * 10])
+
+    assert answers[-1] == ["Y"] * 10
+    assert all(size <= 4 for size in model.calls if size != 10)
+
+
+def test_a_lone_request_is_not_held_back():
+    model = SlowModel(delay=0)
+    batcher = MicroBatcher(model, max_batch_size=64, max_wait=0)
+
+    assert batcher.predict(["alone"]) == ["ALONE"]
+    assert model.calls == [1]
+
+
+def test_max_wait_gathers_requests_that_arrive_within_it():
+    model = SlowModel(delay=0)
+    batcher = MicroBatcher(model, max_batch_size=64, max_wait=0.2)
+
+    answers = submit_concurrently(batcher, [[f"t{n}"] for n in range(5)])
+
+    assert answers == [[f"T{n}"] for n in range(5)]
+    assert model.calls == [5]
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_the_app_answers_concurrent_requests_each_with_its_own_prediction(batching):
+    app = create_app({"TESTING": True, "BATCHING": batching})
+    assert app.extensions["model"].wait(timeout=60)
+    texts = ["cat image data", "goldfish in a tank", "my puppy fetches", "a canary sings",
+             "bunny eats hay", "x" * 500] * 5
+
+    def ask(text):
+        response = app.test_client().post("/predict", json={"input": text})
+        return response.get_json()["prediction"]
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(ask, texts))
+
+    expected = [app.extensions["model"].model.predict([text])[0] for text in texts]
+    assert [(a["class"], a["confidence"], a["input_length"]) for a in answers] == [
+        (p.label, p.confidence, p.input_length) for p in expected
+    ]
