@@ -6,7 +6,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 
 from . import render
@@ -19,16 +18,17 @@ class StackError(Exception):
 
 
 def port_in_use(port):
+    """Tell whether something listens on the loopback port."""
     with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def answers_ok(url):
+    """Tell whether url answers 200 (an HTTP error or no answer at all is a no)."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
-    except (OSError, urllib.error.URLError):
+    except OSError:
         return False
 
 
