@@ -9,6 +9,7 @@ MLServer's and BentoML's adaptive batching.
 """
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -24,12 +25,19 @@ class MicroBatcher:
         self.predict_many = predict_many
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait
+        self._start()
+
+    def _start(self):
+        # Threads do not survive a fork: a process that inherited the batcher (gunicorn's
+        # --preload, say) starts its own batching thread, with a queue of its own.
+        self._pid = os.getpid()
         self._queue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._run, name="micro-batcher", daemon=True).start()
 
     def predict(self, texts, timeout=None):
         """Return predict_many(texts), computed together with other waiting requests."""
+        if self._pid != os.getpid():
+            self._start()
         future = Future()
         self._queue.put((texts, future))
         return future.result(timeout)

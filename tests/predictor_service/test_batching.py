@@ -108,3 +108,25 @@ def test_the_app_answers_concurrent_requests_each_with_its_own_prediction(batchi
     assert [(a["class"], a["confidence"], a["input_length"]) for a in answers] == [
         (p.label, p.confidence, p.input_length) for p in expected
     ]
+
+
+def test_a_forked_process_gets_a_batching_thread_of_its_own():
+    import os
+    import warnings
+
+    batcher = MicroBatcher(SlowModel(delay=0), max_batch_size=8)
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns about forking a threaded process: here that is the point.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: its inherited batcher has no thread until it starts one
+        try:
+            answer = batcher.predict(["child"], timeout=10)
+            os.write(write, answer[0].encode())
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+    assert os.read(read, 100) == b"CHILD"
+    assert batcher.predict(["parent"]) == ["PARENT"]
