@@ -218,6 +218,23 @@ class LocalStack:
         """The pid of one replica's gunicorn master (a process group leader)."""
         return int(self.supervisorctl("pid", f"predictor:predictor-{port}").stdout.strip())
 
+    def wait_until_serving(self, http, port=None, timeout=60):
+        """Wait until the gateway answers /predict, from the replica on port if given.
+
+        Nginx keeps a replica that failed out of rotation for fail_timeout (5 s), so a
+        replica that answers /ready may still wait a moment for traffic.
+        """
+        deadline = time.monotonic() + timeout
+        while port and not answers_200(f"http://127.0.0.1:{port}/ready"):
+            assert time.monotonic() < deadline, f"replica {port} is not ready again"
+            time.sleep(0.2)
+        while time.monotonic() < deadline:
+            response = http.post(f"{self.url}/predict", json={"input": "back?"})
+            if response.status_code == 200 and port in (None, served_by_port(response)):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the gateway does not serve /predict from {port or 'any replica'}")
+
     def wait_ready(self, timeout=60):
         urls = [f"http://127.0.0.1:{port}/ready" for port in self.predictor_ports]
         urls += [f"http://127.0.0.1:{self.logger_port}/ready", f"{self.url}/health"]
@@ -232,6 +249,11 @@ class LocalStack:
 
     def __exit__(self, *exc_info):
         self.stop()
+
+
+def served_by_port(response):
+    """The port of the predictor replica that answered, from its X-Served-By header."""
+    return int(response.headers["X-Served-By"].rsplit(":", 1)[1])
 
 
 def answers_200(url):

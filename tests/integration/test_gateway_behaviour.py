@@ -65,16 +65,7 @@ def test_pool_that_hangs_gives_504_json_within_the_bounded_retries(stack, http):
     # Bounded: proxy_next_upstream_timeout (6 s) plus one last proxy_read_timeout (5 s).
     assert elapsed < 6 + 5 + 2
     stack.wait_ready()
-    wait_until_gateway_serves(stack, http)
-
-
-def wait_until_gateway_serves(stack, http, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if http.post(f"{stack.url}/predict", json={"input": "up?"}).status_code == 200:
-            return
-        time.sleep(0.2)
-    raise AssertionError("the gateway does not serve /predict again")
+    stack.wait_until_serving(http)
 
 
 def test_server_header_hides_the_version(stack, http):

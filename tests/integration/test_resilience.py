@@ -6,22 +6,7 @@ import subprocess
 import sys
 import time
 
-from tests.support import ROOT, SteadyClient, answers_200
-
-
-def served_by_port(response):
-    return int(response.headers["X-Served-By"].rsplit(":", 1)[1])
-
-
-def wait_until_serving_again(stack, http, port, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not answers_200(f"http://127.0.0.1:{port}/ready"):
-        time.sleep(0.2)
-    while time.monotonic() < deadline:
-        if served_by_port(http.post(f"{stack.url}/predict", json={"input": "back?"})) == port:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"replica {port} does not serve again")
+from tests.support import ROOT, SteadyClient, served_by_port
 
 
 def test_sigterm_to_a_replica_under_load_costs_no_request(stack, http):
@@ -38,7 +23,7 @@ def test_sigterm_to_a_replica_under_load_costs_no_request(stack, http):
     assert set(client.statuses) == {200}
     assert "Shutting down: Master" in stack.log(f"predictor-{port}")
     # supervisord starts it again, and it serves again.
-    wait_until_serving_again(stack, http, port)
+    stack.wait_until_serving(http, port)
     assert stack.replica_pid(port) != pid
 
 
@@ -61,7 +46,7 @@ def test_rolling_restart_under_load_costs_no_request(stack, http):
     assert set(client.statuses) == {200}
     for port, old_pid in pids.items():
         assert stack.replica_pid(port) != old_pid
-        wait_until_serving_again(stack, http, port)
+        stack.wait_until_serving(http, port)
 
 
 def test_a_hung_replica_costs_one_timeout_then_leaves_the_rotation(stack, http):
@@ -88,7 +73,7 @@ def test_a_hung_replica_costs_one_timeout_then_leaves_the_rotation(stack, http):
     slow = [latency for latency in latencies if latency >= 2.5]
     assert 1 <= len(slow) <= 2
     assert max(latencies) < 2 * 3
-    wait_until_serving_again(stack, http, port)
+    stack.wait_until_serving(http, port)
 
 
 def test_with_the_pool_hung_the_logger_answers_before_the_gateway_gives_up(stack, http):
@@ -109,4 +94,4 @@ def test_with_the_pool_hung_the_logger_answers_before_the_gateway_gives_up(stack
     assert (record["data"], record["outcome"]) == ("hung pool", "predictor_unavailable")
     stack.wait_ready()
     for port in stack.predictor_ports:
-        wait_until_serving_again(stack, http, port)
+        stack.wait_until_serving(http, port)
