@@ -8,7 +8,15 @@
 # `predictor` services, writes a plain upstream list, and every few seconds does it
 # again, reloading Nginx gracefully when the list changed. After
 # `docker-compose up --scale predictor=N`, traffic reaches exactly the live replicas
-# within one interval plus a reload.
+# within one interval plus a reload (plus the grace below when replicas go away).
+#
+# Every reload closes the gateway's idle client keep-alive connections (Nginx's old
+# workers do so on their graceful exit), and a client that sends on one at that instant
+# sees it closed without an answer. So the list changes only when it must: an address
+# that leaves the DNS stays listed for GATEWAY_DNS_GRACE seconds. A replica restarted in
+# place (`docker restart`, the rolling restart of docs/reliability.md) comes back on the
+# same address within that time and the gateway is not reloaded at all; meanwhile
+# max_fails keeps requests away from it.
 #
 # Run from /docker-entrypoint.d/ before Nginx starts: it writes the first list, then
 # leaves the watch loop running in the background.
@@ -16,10 +24,27 @@ set -eu
 
 conf=/etc/nginx/conf.d/00-upstreams.conf
 interval=${GATEWAY_DNS_INTERVAL:-2}
+grace=${GATEWAY_DNS_GRACE:-6}
+seen=${TMPDIR:-/tmp}/upstreams-from-dns
+mkdir -p "$seen"
+
+addresses() {  # name host: the addresses in the DNS, and those gone for under the grace
+    now=$(date +%s)
+    touch "$seen/$1"
+    # "address last-seen" lines: the live ones (now) first, so that they win over the
+    # remembered ones; the remembered ones are kept while within the grace.
+    { getent ahostsv4 "$2" | awk -v now="$now" '{ print $1, now }'; cat "$seen/$1"; } |
+        awk -v now="$now" -v grace="$grace" '
+            !($1 in last) { last[$1] = $2 }
+            END { for (a in last) if (now - last[a] <= grace) print a, last[a] }' |
+        sort > "$seen/$1.new"
+    mv "$seen/$1.new" "$seen/$1"
+    cut -d ' ' -f 1 "$seen/$1"
+}
 
 upstream() {  # name host port keepalive
     echo "upstream $1 {"
-    addresses=$(getent ahostsv4 "$2" | awk '{ print $1 }' | sort -u)
+    addresses=$(addresses "$1" "$2")
     if [ -z "$addresses" ]; then
         # No replica yet: an upstream needs a server, and a down one gives a JSON 503.
         echo "    server 127.0.0.1:$3 down;"
