@@ -17,13 +17,14 @@ class PredictorBadResponse(Exception):
 
 
 class PredictorClient:
-    """One keep-alive connection pool per worker, explicit timeouts, no retries, a breaker.
+    """One keep-alive connection pool per worker, explicit timeouts, a breaker.
 
     Retrying on another replica is the gateway's job (proxy_next_upstream), so a failure
-    here means the whole pool could not answer. After breaker_fail_max such failures in
-    a row the circuit opens: calls fail at once, without waiting for timeouts, until
-    breaker_reset_timeout seconds have passed and one trial call succeeds. The breaker
-    lives in each worker process.
+    here means the whole pool could not answer. The one retry here is for a pooled
+    connection that the gateway closed as it was reused (see _post). After
+    breaker_fail_max failures in a row the circuit opens: calls fail at once, without
+    waiting for timeouts, until breaker_reset_timeout seconds have passed and one trial
+    call succeeds. The breaker lives in each worker process.
     """
 
     def __init__(self, url, connect_timeout, read_timeout, pool_size,
@@ -63,13 +64,18 @@ class PredictorClient:
             )
 
     def _post(self, text, request_id):
+        body = json.dumps({"input": text}).encode()
+        headers = {"Content-Type": "application/json", REQUEST_ID_HEADER: request_id}
         try:
-            response = self.pool.request(
-                "POST",
-                self.url,
-                body=json.dumps({"input": text}).encode(),
-                headers={"Content-Type": "application/json", REQUEST_ID_HEADER: request_id},
-            )
+            try:
+                response = self.pool.request("POST", self.url, body=body, headers=headers)
+            except urllib3.exceptions.ProtocolError:
+                # Closed before any answer: in the way of things, a keep-alive connection
+                # that the gateway closed as it was reused (a reloading Nginx closes its
+                # idle ones). A prediction has no side effect, so it is sent once more,
+                # on a new connection. A timeout is not retried: it would outlast the
+                # gateway's own timeout for /process.
+                response = self.pool.request("POST", self.url, body=body, headers=headers)
         except urllib3.exceptions.NewConnectionError:  # refused (a TimeoutError subclass)
             raise PredictorUnavailable("could not connect")
         except urllib3.exceptions.TimeoutError as exc:

@@ -15,8 +15,9 @@
 # sees it closed without an answer. So the list changes only when it must: an address
 # that leaves the DNS stays listed for GATEWAY_DNS_GRACE seconds. A replica restarted in
 # place (`docker restart`, the rolling restart of docs/reliability.md) comes back on the
-# same address within that time and the gateway is not reloaded at all; meanwhile
-# max_fails keeps requests away from it.
+# same address within that time and the gateway is not reloaded at all. Meanwhile a
+# request that meets the address loses a connect timeout and moves on to the next
+# replica, and max_fails keeps the others away from it.
 #
 # Run from /docker-entrypoint.d/ before Nginx starts: it writes the first list, then
 # leaves the watch loop running in the background.

@@ -1,5 +1,7 @@
 """Every way the predictor can fail the logger: each answered with JSON, each recorded."""
 
+import json
+import re
 import socket
 import threading
 import time
@@ -154,3 +156,50 @@ def test_breaker_tries_again_after_the_cool_down_and_closes_on_success(
     assert response.status_code == 200
     assert response.get_json()["model_prediction"]["prediction"]["class"] == "cat"
     assert client.get("/ready").get_json()["checks"]["predictor_circuit"] == "closed"
+
+
+def read_request(conn):
+    """Read one HTTP request (head and Content-Length body) from conn; return its body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+    while len(body) < length:
+        body += conn.recv(65536)
+    return body
+
+
+def test_a_reused_connection_closed_without_an_answer_is_sent_again(make_app):
+    """What a reloading Nginx does to an idle keep-alive connection: the logger sends
+    the prediction once more, on a new connection, and the caller never knows."""
+    prediction = json.dumps({"prediction": {"class": "cat", "confidence": 0.9, "input_length": 5},
+                             "message": "Predicted class: cat with 90.0% confidence"}).encode()
+    reply = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+             b"Content-Length: %d\r\n\r\n%s" % (len(prediction), prediction))
+    received = []
+
+    def gateway(listener):
+        first, _ = listener.accept()
+        received.append(read_request(first))
+        first.sendall(reply)
+        received.append(read_request(first))
+        first.close()  # the request that reused the connection: closed, unanswered
+        second, _ = listener.accept()
+        with second:
+            received.append(read_request(second))
+            second.sendall(reply)
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        server = threading.Thread(target=gateway, args=(listener,), daemon=True)
+        server.start()
+        app = make_app(PREDICTOR_URL=f"http://127.0.0.1:{listener.getsockname()[1]}/predict")
+        client = app.test_client()
+        first = client.post("/process", json={"data": "kitty", "forward_to_model": True})
+        second = client.post("/process", json={"data": "puss", "forward_to_model": True})
+        server.join(timeout=10)
+
+    assert first.status_code == second.status_code == 200
+    assert second.json["model_prediction"]["prediction"]["class"] == "cat"
+    assert [json.loads(body)["input"] for body in received] == ["kitty", "puss", "puss"]
+    assert [r["outcome"] for r in app.extensions["store"].page(limit=10)] == ["predicted", "predicted"]
