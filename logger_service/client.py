@@ -1,6 +1,8 @@
 """The logger's HTTP client for the predictor pool (through the gateway by default)."""
 
 import json
+import threading
+import time
 
 import pybreaker
 import urllib3
@@ -14,6 +16,16 @@ class PredictorUnavailable(Exception):
 
 class PredictorBadResponse(Exception):
     """A predictor answered, but not with a prediction (a 4xx, or a body that is not JSON)."""
+
+
+class OpenedAt(pybreaker.CircuitBreakerListener):
+    """When the circuit last opened, on the monotonic clock."""
+
+    at = 0.0
+
+    def state_change(self, breaker, old, new):
+        if new.name == pybreaker.STATE_OPEN:
+            self.at = time.monotonic()
 
 
 class PredictorClient:
@@ -39,6 +51,7 @@ class PredictorClient:
             retries=False,
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
         )
+        self._opened = OpenedAt()
         # A predictor that answers, even with a 4xx, is up: only unavailability counts.
         self.breaker = pybreaker.CircuitBreaker(
             fail_max=breaker_fail_max,
@@ -46,7 +59,10 @@ class PredictorClient:
             exclude=[PredictorBadResponse],
             throw_new_error_on_trip=False,
             name="predictor",
+            listeners=[self._opened],
         )
+        self._lock = threading.Lock()
+        self._trial_out = False
 
     @property
     def circuit(self):
@@ -55,13 +71,53 @@ class PredictorClient:
 
     def predict(self, text, request_id):
         """Return the predictor's JSON answer for one text."""
+        trial = self._admit()
         try:
-            return self.breaker.call(self._post, text, request_id)
-        except pybreaker.CircuitBreakerError:
-            raise PredictorUnavailable(
-                f"circuit open after {self.breaker.fail_max} failures in a row,"
-                f" next try within {self.breaker.reset_timeout:g} s"
-            )
+            answer = self._post(text, request_id)
+        except (PredictorUnavailable, PredictorBadResponse) as exc:
+            self._record(exc, trial)
+            raise
+        self._record(None, trial)
+        return answer
+
+    # pybreaker's own call() holds the breaker's lock for the whole guarded call, so a
+    # worker's threads would forward one request at a time (pybreaker issue #3; it cut
+    # /process with forwarding to a quarter of its rate). pybreaker keeps the state
+    # machine; the lock below is held only to decide whether a call may go out and to
+    # record how it went, and the call itself runs outside any lock.
+
+    def _admit(self):
+        """Let a call go out, or fail at once while the circuit is open.
+
+        Once the cool-down has passed, one trial call goes out (return True) while the
+        others keep failing fast; its outcome closes or reopens the circuit.
+        """
+        with self._lock:
+            if self.breaker.current_state == pybreaker.STATE_CLOSED:
+                return False
+            cooled = time.monotonic() >= self._opened.at + self.breaker.reset_timeout
+            if self._trial_out or not cooled:
+                raise PredictorUnavailable(
+                    f"circuit open after {self.breaker.fail_max} failures in a row,"
+                    f" next try within {self.breaker.reset_timeout:g} s"
+                )
+            self._trial_out = True
+            return True
+
+    def _record(self, failure, trial):
+        """Tell the breaker how a call went (its exception, or None for a success)."""
+
+        def replay():
+            if failure is not None:
+                raise failure
+
+        with self._lock:
+            if trial:
+                self._trial_out = False
+            try:
+                self.breaker.call(replay)
+            except (PredictorUnavailable, PredictorBadResponse, pybreaker.CircuitBreakerError):
+                pass  # the call's own outcome is what predict() reports
 
     def _post(self, text, request_id):
         body = json.dumps({"input": text}).encode()

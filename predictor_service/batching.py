@@ -2,10 +2,15 @@
 
 A prediction costs mostly fixed overhead (about 1.6 ms for one text, 3 ms for 32), so
 under load the worker's request threads hand their texts to one batching thread, which
-runs the model once for everything that is waiting. Nothing waits on purpose by
-default (max_wait 0): while the model runs one batch, the next one gathers, so a lone
-request goes straight through and batches grow only with the load, as in Triton's,
-MLServer's and BentoML's adaptive batching.
+runs the model once for everything that is waiting, as Triton's, MLServer's and
+BentoML's adaptive batching do.
+
+How long a batch waits for more adapts to the load. The model holds the GIL while it
+runs, so the request threads can hardly parse new requests meanwhile: left alone,
+batches stay at one or two requests. So when the previous batch held several requests
+(the worker is under load), the next one waits up to max_wait for as many to join it;
+when it held one (a lone client), the next one does not wait at all, and a lone
+request pays nothing for batching.
 """
 
 import logging
@@ -21,7 +26,7 @@ log = logging.getLogger(__name__)
 class MicroBatcher:
     """Coalesce predict(texts) calls from many threads into fewer predict_many calls."""
 
-    def __init__(self, predict_many, max_batch_size=64, max_wait=0.0):
+    def __init__(self, predict_many, max_batch_size=64, max_wait=0.002):
         self.predict_many = predict_many
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait
@@ -44,13 +49,16 @@ class MicroBatcher:
 
     def _run(self):
         carried = None  # a request that did not fit in the previous batch
+        expected = 1  # requests in the previous batch: how many to wait for
         while True:
             batch = [carried or self._queue.get()]
             carried = None
             size = len(batch[0][0])
             deadline = time.monotonic() + self.max_wait
             while size < self.max_batch_size:
-                remaining = deadline - time.monotonic()
+                # Wait while fewer requests have joined than last time, up to the
+                # deadline; after that take only what is already waiting.
+                remaining = deadline - time.monotonic() if len(batch) < expected else 0
                 try:
                     item = self._queue.get(timeout=remaining) if remaining > 0 else (
                         self._queue.get_nowait()
@@ -62,6 +70,7 @@ class MicroBatcher:
                     break
                 batch.append(item)
                 size += len(item[0])
+            expected = len(batch)
             self._process(batch)
 
     def _process(self, batch):

@@ -12,8 +12,9 @@ class Config:
     # Adaptive micro-batching of concurrent requests in each worker (batching.py).
     BATCHING = os.environ.get("PREDICTOR_BATCHING", "on") == "on"
     MAX_BATCH_SIZE = int(os.environ.get("PREDICTOR_MAX_BATCH_SIZE", "64"))
-    # How long a batch waits for more requests once it has one; 0: never on purpose.
-    MAX_BATCH_WAIT_MS = float(os.environ.get("PREDICTOR_MAX_BATCH_WAIT_MS", "0"))
+    # Under load, how long a batch waits for as many requests as the previous one held
+    # (a lone request never waits: batching.py); 0: never wait.
+    MAX_BATCH_WAIT_MS = float(os.environ.get("PREDICTOR_MAX_BATCH_WAIT_MS", "2"))
     # Tests turn this off to observe the not-yet-ready state.
     LOAD_MODEL_ON_START = True
     MAX_CONTENT_LENGTH = 1024 * 1024

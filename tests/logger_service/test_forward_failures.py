@@ -5,6 +5,7 @@ import re
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -203,3 +204,41 @@ def test_a_reused_connection_closed_without_an_answer_is_sent_again(make_app):
     assert second.json["model_prediction"]["prediction"]["class"] == "cat"
     assert [json.loads(body)["input"] for body in received] == ["kitty", "puss", "puss"]
     assert [r["outcome"] for r in app.extensions["store"].page(limit=10)] == ["predicted", "predicted"]
+
+
+def test_forwards_from_one_worker_go_out_concurrently_through_the_breaker(make_app):
+    """The breaker guards calls without serializing them: four forwards must be at the
+    stand-in predictor at once for any of them to be answered."""
+    together = threading.Barrier(4, timeout=20)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            together.wait()  # raises BrokenBarrierError, so no answer, if calls came one by one
+            payload = json.dumps({"prediction": {"class": "dog"}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        app = make_app(PREDICTOR_URL=f"http://127.0.0.1:{server.server_port}/predict",
+                       PREDICTOR_READ_TIMEOUT=30)
+
+        def forward_one(n):
+            body = {"data": f"dog {n}", "forward_to_model": True}
+            return app.test_client().post("/process", json=body).status_code
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            statuses = list(pool.map(forward_one, range(4)))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert statuses == [200] * 4

@@ -73,21 +73,36 @@ def test_batches_never_exceed_the_maximum_size_but_a_large_request_is_taken_whol
 
 
 def test_a_lone_request_is_not_held_back():
+    # A wait of an hour: had the batcher waited for company, these would time out.
     model = SlowModel(delay=0)
-    batcher = MicroBatcher(model, max_batch_size=64, max_wait=0)
+    batcher = MicroBatcher(model, max_batch_size=64, max_wait=3600)
 
-    assert batcher.predict(["alone"]) == ["ALONE"]
-    assert model.calls == [1]
+    for n in range(3):
+        assert batcher.predict([f"alone {n}"], timeout=30) == [f"ALONE {n}"]
+    assert model.calls == [1, 1, 1]
 
 
-def test_max_wait_gathers_requests_that_arrive_within_it():
+def test_under_load_a_batch_waits_for_as_many_requests_as_the_previous_one_held():
     model = SlowModel(delay=0)
-    batcher = MicroBatcher(model, max_batch_size=64, max_wait=0.2)
+    gate = threading.Event()
+    batcher = MicroBatcher(lambda texts: gate.wait(30) and model(texts), max_wait=3600)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        # The first call holds the batcher while three requests queue up behind it.
+        first = pool.submit(batcher.predict, ["first"])
+        queued = [pool.submit(batcher.predict, [f"q{n}"]) for n in range(3)]
+        while batcher._queue.qsize() < 3:
+            time.sleep(0.01)
+        gate.set()
+        assert [f.result(30) for f in [first, *queued]] == [["FIRST"], ["Q0"], ["Q1"], ["Q2"]]
+        # Under load now (the last batch held 3): the next batch waits for 3 to join it,
+        # however far apart they come.
+        late = []
+        for n in range(3):
+            late.append(pool.submit(batcher.predict, [f"late{n}"]))
+            time.sleep(0.1)
+        assert [f.result(30) for f in late] == [["LATE0"], ["LATE1"], ["LATE2"]]
 
-    answers = submit_concurrently(batcher, [[f"t{n}"] for n in range(5)])
-
-    assert answers == [[f"T{n}"] for n in range(5)]
-    assert model.calls == [5]
+    assert model.calls == [1, 3, 3]
 
 
 @pytest.mark.parametrize("batching", [True, False])
