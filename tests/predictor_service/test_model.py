@@ -68,6 +68,18 @@ def test_shipped_model_meets_the_accuracy_threshold_on_the_held_out_split():
     assert accuracy_score(test_labels, predicted) >= ACCURACY_THRESHOLD
 
 
+def test_predictions_without_scikit_learns_input_checks_are_the_pipelines_own():
+    texts, _ = train.load_dataset()
+    model = TextClassifier.load(DEFAULT_ARTIFACT)
+
+    predictions = model.predict(texts)
+    probabilities = model.pipeline.predict_proba(texts)  # checks on
+
+    assert [p.label for p in predictions] == [model.classes[row.argmax()] for row in probabilities]
+    numpy.testing.assert_allclose([p.confidence for p in predictions], probabilities.max(axis=1),
+                                  atol=5e-5)
+
+
 def test_if_stale_skips_a_current_artifact_and_retrains_a_stale_one(trained, tmp_path, capsys):
     assert train.main(["--out", str(trained), "--if-stale"]) == 0
     assert "model is current" in capsys.readouterr().out
