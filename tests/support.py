@@ -280,6 +280,15 @@ def wait_for_output(process, path, text, timeout):
 README_EXAMPLE = re.compile(r"```bash\n(curl [^`]*?)```\n```json\n(.*?)```", re.DOTALL)
 
 
+def wait_until(condition, timeout=30, what="the condition"):
+    """Poll condition() until it is true; fail, rather than hang, after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        time.sleep(0.01)
+
+
 def readme_examples(base_url):
     """The README's curl examples that go to base_url, each with its documented answer."""
     return [

@@ -8,6 +8,7 @@ import pytest
 
 from predictor_service import create_app
 from predictor_service.batching import MicroBatcher
+from tests.support import wait_until
 
 
 class SlowModel:
@@ -84,14 +85,20 @@ def test_a_lone_request_is_not_held_back():
 
 def test_under_load_a_batch_waits_for_as_many_requests_as_the_previous_one_held():
     model = SlowModel(delay=0)
-    gate = threading.Event()
-    batcher = MicroBatcher(lambda texts: gate.wait(30) and model(texts), max_wait=3600)
+    running, gate = threading.Event(), threading.Event()
+
+    def held_model(texts):
+        running.set()
+        gate.wait(30)
+        return model(texts)
+
+    batcher = MicroBatcher(held_model, max_wait=3600)
     with ThreadPoolExecutor(max_workers=4) as pool:
         # The first call holds the batcher while three requests queue up behind it.
         first = pool.submit(batcher.predict, ["first"])
+        assert running.wait(30)
         queued = [pool.submit(batcher.predict, [f"q{n}"]) for n in range(3)]
-        while batcher._queue.qsize() < 3:
-            time.sleep(0.01)
+        wait_until(lambda: batcher._queue.qsize() == 3, what="three requests queued")
         gate.set()
         assert [f.result(30) for f in [first, *queued]] == [["FIRST"], ["Q0"], ["Q1"], ["Q2"]]
         # Under load now (the last batch held 3): the next batch waits for 3 to join it,
