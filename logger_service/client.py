@@ -81,10 +81,10 @@ class PredictorClient:
         return answer
 
     # pybreaker's own call() holds the breaker's lock for the whole guarded call, so a
-    # worker's threads would forward one request at a time (pybreaker issue #3; it cut
-    # /process with forwarding to a quarter of its rate). pybreaker keeps the state
-    # machine; the lock below is held only to decide whether a call may go out and to
-    # record how it went, and the call itself runs outside any lock.
+    # worker's threads would forward one request at a time (pybreaker issue #3; under
+    # load a logger worker spent 77 % of its time waiting for that lock). pybreaker
+    # keeps the state machine; the lock below is held only to decide whether a call may
+    # go out and to record how it went, and the call itself runs outside any lock.
 
     def _admit(self):
         """Let a call go out, or fail at once while the circuit is open.
@@ -126,9 +126,9 @@ class PredictorClient:
             try:
                 response = self.pool.request("POST", self.url, body=body, headers=headers)
             except urllib3.exceptions.ProtocolError:
-                # Closed before any answer: in the way of things, a keep-alive connection
-                # that the gateway closed as it was reused (a reloading Nginx closes its
-                # idle ones). A prediction has no side effect, so it is sent once more,
+                # Closed before any answer: most likely a keep-alive connection that the
+                # gateway closed as it was reused (a reloading Nginx closes its idle
+                # ones). A prediction has no side effect, so it is sent once more,
                 # on a new connection. A timeout is not retried: it would outlast the
                 # gateway's own timeout for /process.
                 response = self.pool.request("POST", self.url, body=body, headers=headers)

@@ -45,7 +45,8 @@ addresses() {  # name host: the addresses in the DNS, and those gone for under t
 
 upstream() {  # name host port keepalive
     echo "upstream $1 {"
-    # Fewest requests in flight first, as in gateway/upstreams.conf.template.
+    # Fewest requests in flight first, as in gateway/upstreams.conf.template (for the
+    # one logger it changes nothing).
     echo "    least_conn;"
     addresses=$(addresses "$1" "$2")
     if [ -z "$addresses" ]; then
