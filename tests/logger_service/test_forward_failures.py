@@ -13,12 +13,15 @@ import pytest
 from tests.support import assert_error, free_port
 
 
-def serve(status, body, content_type="application/json"):
-    """Start a stand-in predictor that answers every POST with a fixed reply."""
+def serve(status, body, content_type="application/json", before_answer=None):
+    """Start a stand-in predictor that answers every POST with a fixed reply, after
+    calling before_answer() when given."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             self.rfile.read(int(self.headers["Content-Length"]))
+            if before_answer:
+                before_answer()
             payload = body.encode()
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -38,10 +41,10 @@ def serve(status, body, content_type="application/json"):
 def stand_in(make_app):
     servers = []
 
-    def start(status, body, content_type="application/json"):
-        server = serve(status, body, content_type)
+    def start(status, body, content_type="application/json", before_answer=None, **config):
+        server = serve(status, body, content_type, before_answer)
         servers.append(server)
-        return make_app(PREDICTOR_URL=f"http://127.0.0.1:{server.server_port}/predict")
+        return make_app(PREDICTOR_URL=f"http://127.0.0.1:{server.server_port}/predict", **config)
 
     yield start
     for server in servers:
@@ -206,39 +209,19 @@ def test_a_reused_connection_closed_without_an_answer_is_sent_again(make_app):
     assert [r["outcome"] for r in app.extensions["store"].page(limit=10)] == ["predicted", "predicted"]
 
 
-def test_forwards_from_one_worker_go_out_concurrently_through_the_breaker(make_app):
+def test_forwards_from_one_worker_go_out_concurrently_through_the_breaker(stand_in):
     """The breaker guards calls without serializing them: four forwards must be at the
     stand-in predictor at once for any of them to be answered."""
+    # Raises BrokenBarrierError, so no answer, if the calls came one by one.
     together = threading.Barrier(4, timeout=20)
+    app = stand_in(200, json.dumps({"prediction": {"class": "dog"}}),
+                   before_answer=together.wait, PREDICTOR_READ_TIMEOUT=30)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            together.wait()  # raises BrokenBarrierError, so no answer, if calls came one by one
-            payload = json.dumps({"prediction": {"class": "dog"}}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+    def forward_one(n):
+        body = {"data": f"dog {n}", "forward_to_model": True}
+        return app.test_client().post("/process", json=body).status_code
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        app = make_app(PREDICTOR_URL=f"http://127.0.0.1:{server.server_port}/predict",
-                       PREDICTOR_READ_TIMEOUT=30)
-
-        def forward_one(n):
-            body = {"data": f"dog {n}", "forward_to_model": True}
-            return app.test_client().post("/process", json=body).status_code
-
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            statuses = list(pool.map(forward_one, range(4)))
-    finally:
-        server.shutdown()
-        server.server_close()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = list(pool.map(forward_one, range(4)))
 
     assert statuses == [200] * 4
