@@ -7,6 +7,7 @@ import json
 import os
 
 from gunicorn import glogging, util
+from gunicorn.http import wsgi
 
 
 def write_json_error(sock, status_int, reason, mesg):
@@ -25,6 +26,47 @@ def write_json_error(sock, status_int, reason, mesg):
 
 
 util.write_error = write_json_error
+
+
+class OneWriteResponse(wsgi.Response):
+    """gunicorn's response, with its head sent in the same write as the first body bytes.
+
+    gunicorn writes the head and the body with two sendall calls. A worker killed
+    between them leaves the gateway holding a head it has already passed on to its
+    client: it can no longer retry the request on another replica, and the client gets
+    a truncated answer. With one write, a worker dies either before its answer or after.
+    """
+
+    pending_head = b""
+
+    def send_headers(self):
+        if self.headers_sent:
+            return
+        lines = self.default_headers() + [f"{name}: {value}\r\n" for name, value in self.headers]
+        self.pending_head = f"{''.join(lines)}\r\n".encode("latin-1")
+        self.headers_sent = True
+
+    def _emit_body(self, data):
+        if self.chunked:
+            self.flush_head()
+            super()._emit_body(data)
+            return
+        head, self.pending_head = self.pending_head, b""
+        self.sock.sendall(head + data)
+
+    def close(self):
+        self.send_headers()
+        self.flush_head()
+        super().close()
+
+    def flush_head(self):
+        """Send the head alone: the answer has no body, or streams it in chunks."""
+        head, self.pending_head = self.pending_head, b""
+        if head:
+            self.sock.sendall(head)
+
+
+wsgi.Response = OneWriteResponse
 
 
 class AccessLogger(glogging.Logger):
@@ -69,6 +111,10 @@ graceful_timeout = int(os.environ.get("LOGGER_GRACEFUL_TIMEOUT", "20"))
 
 # The control socket is one fixed path per user: replicas on one host would fight over it.
 control_socket_disable = True
+
+# Responses go out through OneWriteResponse.write, never sendfile, which would
+# send the head alone.
+sendfile = False
 
 accesslog = "-"
 errorlog = "-"

@@ -1,0 +1,71 @@
+"""Both services' gunicorn settings: an answer's head leaves in the same write as its body."""
+
+import runpy
+from pathlib import Path
+
+import pytest
+from gunicorn.config import Config
+from gunicorn.http.parser import RequestParser
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class RecordingSocket:
+    """A socket that keeps each sendall call's bytes apart."""
+
+    def __init__(self):
+        self.writes = []
+
+    def sendall(self, data):
+        self.writes.append(bytes(data))
+
+
+@pytest.fixture(params=["logger_service", "predictor_service"])
+def response_class(request):
+    settings = runpy.run_path(str(ROOT / request.param / "gunicorn.conf.py"))
+    assert settings["sendfile"] is False
+    return settings["OneWriteResponse"]
+
+
+def respond(response_class, request_head, status, headers, body_chunks):
+    [request] = RequestParser(Config(), [request_head], ("127.0.0.1", 40000))
+    sock = RecordingSocket()
+    response = response_class(request, sock, Config())
+    response.start_response(status, headers)
+    for chunk in body_chunks:
+        response.write(chunk)
+    response.close()
+    return sock.writes
+
+
+def test_the_head_and_the_body_go_out_in_one_write(response_class):
+    body = b'{"prediction": {"class": "dog"}}'
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+
+    [write] = respond(response_class, b"POST /predict HTTP/1.1\r\nHost: x\r\n\r\n", "200 OK", headers, [body])
+
+    head, sent_body = write.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Content-Length: 32" in head.split(b"\r\n")
+    assert sent_body == body
+
+
+def test_an_answer_without_a_body_still_sends_its_head(response_class):
+    headers = [("Content-Type", "application/json"), ("Content-Length", "2")]
+
+    [write] = respond(response_class, b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n", "200 OK", headers, [b"{}"])
+
+    assert write.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert write.endswith(b"\r\n\r\n")
+
+
+def test_a_streamed_answer_sends_its_head_then_each_chunk_in_order(response_class):
+    headers = [("Content-Type", "text/plain")]
+
+    writes = respond(
+        response_class, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n", "200 OK", headers, [b"one", b"two"]
+    )
+
+    assert b"Transfer-Encoding: chunked" in writes[0]
+    assert writes[0].endswith(b"\r\n\r\n")
+    assert b"".join(writes[1:]) == b"3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n"
