@@ -5,6 +5,7 @@
 
 import json
 import os
+import sys
 
 from gunicorn import glogging, util
 from gunicorn.http import wsgi
@@ -70,13 +71,26 @@ wsgi.Response = OneWriteResponse
 
 
 class AccessLogger(glogging.Logger):
-    """gunicorn's logger, with an access line built from only the fields it shows.
+    """gunicorn's logger, with its error log on stdout and an access line built from only
+    the fields it shows.
 
     gunicorn's own access() first gathers every request header, response header and
     environ variable and a formatted timestamp into a dict, for each request: with it a
     request to the predictor's /health cost 1.06 ms of CPU, 0.82 ms with no access log.
     This builds the same line directly, at a cost too small to tell from no log at all.
     """
+
+    def setup(self, cfg):
+        """Send the error log to stdout, where the access log goes, instead of stderr.
+
+        gunicorn's errorlog "-" means stderr. Its handler gets sys.stdout itself rather
+        than a file opened at /dev/stdout, which fails when stdout is a socket (journald)
+        and, when it is a file opened without O_APPEND, writes over the access lines.
+        """
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            if getattr(handler, "stream", None) is sys.stderr:
+                handler.setStream(sys.stdout)
 
     def access(self, resp, req, environ, request_time):
         if not self.access_log_enabled:
@@ -119,6 +133,8 @@ control_socket_disable = True
 # send the head alone.
 sendfile = False
 
+# Both logs, and the services' own log lines (api.use_gunicorn_logging), go to stdout:
+# "-" is stdout for the access log, and AccessLogger.setup moves the error log there.
 accesslog = "-"
 errorlog = "-"
 logger_class = AccessLogger

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.support import GunicornServer
+from tests.support import GunicornServer, free_port
 
 REQUESTS = 400
 
@@ -18,8 +18,11 @@ def logger_server(tmp_path_factory):
         "LOGGER_DB_PATH": str(workdir / "logger.sqlite3"),
         "LOGGER_WORKERS": "4",
         "LOGGER_THREADS": "4",
+        "LOGGER_PREDICTOR_URL": f"http://127.0.0.1:{free_port()}/predict",  # nothing there
     }
-    with GunicornServer("logger", workdir, env=env) as server:
+    # Its stdout goes to the server's log, its stderr to a file of its own.
+    stderr_apart = ("sh", "-c", 'exec "$@" 2>"$0"', str(workdir / "stderr.log"))
+    with GunicornServer("logger", workdir, env=env, wrapper=stderr_apart) as server:
         yield server
 
 
@@ -55,3 +58,18 @@ def test_each_request_logs_one_line_with_its_request_id(logger_server):
     [not_found_line] = logger_server.log_lines_with("request_id=one-line-2")
     assert '"POST /process HTTP/1.1" 200' in process_line
     assert '"GET /nope HTTP/1.1" 404' in not_found_line
+
+
+def test_gunicorn_and_the_app_log_to_stdout_and_nothing_to_stderr(logger_server):
+    response = requests.post(
+        f"{logger_server.url}/process", json={"data": "a", "forward_to_model": True},
+        headers={"X-Request-ID": "to-stdout"}, timeout=10,
+    )
+
+    assert response.status_code == 503
+    [access_line] = logger_server.log_lines_with('"POST /process HTTP/1.1" 503')
+    assert "request_id=to-stdout" in access_line
+    assert logger_server.log_lines_with("request to-stdout: Predictor is unavailable")  # the app's
+    stdout = logger_server.log()
+    assert "Starting gunicorn" in stdout and "Booting worker" in stdout
+    assert (logger_server.log_path.parent / "stderr.log").read_text() == ""

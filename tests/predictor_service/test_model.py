@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 
 import numpy.testing
 import pytest
@@ -11,10 +12,14 @@ from sklearn.metrics import accuracy_score
 from predictor_service import train
 from predictor_service.model import DEFAULT_ARTIFACT, TextClassifier, TRUSTED_TYPES
 
-# Chance is 0.20 for five balanced classes. About a third of the texts never name
-# their animal, and 5-fold cross-validation on the training split scores 0.81 +- 0.06;
-# the held-out split has 75 texts, so 0.80 allows 15 mistakes: well above chance, and
-# not so tight that an equally good model trained by a newer scikit-learn fails it.
+# The split and the seed are pinned, so the shipped model's held-out score is one fixed
+# number, 0.867 (65 of 75 texts), and the threshold, 0.80 (60 of 75; chance is 0.20),
+# leaves it 5 mistakes of room. It guards against a gross regression in the data or the
+# pipeline, such as labels shuffled against their texts (0.17), not a small one (either
+# feature set alone still scores 0.84 or more). It does not promise that an equally good
+# model passes: 5-fold cross-validation on the training split scores 0.813 +- 0.057, so
+# on other splits the same pipeline lands either side of 0.80; a retrained model that
+# fails here needs a look, not a lower threshold.
 ACCURACY_THRESHOLD = 0.80
 
 
@@ -89,23 +94,20 @@ def test_if_stale_skips_a_current_artifact_and_retrains_a_stale_one(trained, tmp
     assert not train.is_current(trained, data)
 
 
-class Gadget:
-    """A type that no artifact of ours may contain."""
-
-
-def test_artifact_with_an_untrusted_type_is_refused(tmp_path):
+def test_artifact_holding_a_function_is_refused_before_it_is_built(tmp_path):
     artifact = tmp_path / "tampered.skops"
-    skops.io.dump({"payload": Gadget()}, artifact)
+    skops.io.dump({"payload": os.system}, artifact)
 
-    with pytest.raises(skops.io.exceptions.UntrustedTypesFoundException):
-        skops.io.load(artifact, trusted=TRUSTED_TYPES)
+    with pytest.raises(skops.io.exceptions.UntrustedTypesFoundException, match="system"):
+        TextClassifier.load(artifact)
 
 
-def test_trusted_types_cover_exactly_what_the_pipeline_needs(trained):
-    untrusted = set(skops.io.get_untrusted_types(file=trained))
-
-    assert untrusted <= set(TRUSTED_TYPES)
-    TextClassifier.load(trained)  # loads with the explicit list
+def test_trusted_types_are_exactly_what_the_artifact_needs_beyond_skops_defaults(trained):
+    # Every type skops does not trust by default, as its audit reports it: each must be
+    # listed to load, and nothing else should be, since each entry widens what loads.
+    assert skops.io.get_untrusted_types(file=trained) == sorted(TRUSTED_TYPES)
+    assert skops.io.get_untrusted_types(file=DEFAULT_ARTIFACT) == sorted(TRUSTED_TYPES)
+    TextClassifier.load(trained)
 
 
 def test_dataset_is_well_formed_csv():

@@ -1,0 +1,47 @@
+"""A predictor replica under gunicorn, configured from its environment as the stack does."""
+
+import json
+import shutil
+
+import pytest
+import requests
+
+from predictor_service.model import DEFAULT_ARTIFACT, metadata_path
+from tests.support import GunicornServer
+
+
+@pytest.fixture(scope="module")
+def replica(tmp_path_factory):
+    """A predictor serving a copy of the model, renamed and with a version of its own."""
+    workdir = tmp_path_factory.mktemp("replica")
+    artifact = workdir / "replica-model.skops"
+    shutil.copyfile(DEFAULT_ARTIFACT, artifact)
+    metadata = json.loads(metadata_path(DEFAULT_ARTIFACT).read_text())
+    metadata_path(artifact).write_text(json.dumps({**metadata, "version": "1.0.0-replica"}))
+    env = {"PREDICTOR_MODEL_PATH": str(artifact), "PREDICTOR_INSTANCE_ID": "replica-7"}
+    # Its stdout goes to the server's log, its stderr to a file of its own.
+    stderr_apart = ("sh", "-c", 'exec "$@" 2>"$0"', str(workdir / "stderr.log"))
+    with GunicornServer("predictor", workdir, env=env, wrapper=stderr_apart) as server:
+        yield server
+
+
+def test_model_path_and_instance_id_come_from_the_environment(replica):
+    predicted = requests.post(f"{replica.url}/predict", json={"input": "my cat purrs"}, timeout=10)
+    described = requests.get(f"{replica.url}/model", timeout=10)
+    missing = requests.get(f"{replica.url}/no-such-route", timeout=10)
+
+    assert predicted.json()["model"] == {"name": "pet-text-classifier", "version": "1.0.0-replica"}
+    assert described.json()["artifact"] == "replica-model.skops"
+    assert missing.status_code == 404
+    assert [r.headers["X-Served-By"] for r in (predicted, described, missing)] == ["replica-7"] * 3
+
+
+def test_gunicorn_and_the_app_log_to_stdout_and_nothing_to_stderr(replica):
+    requests.get(f"{replica.url}/health", headers={"X-Request-ID": "to-stdout"}, timeout=10)
+
+    [access_line] = replica.log_lines_with("request_id=to-stdout")
+    assert '"GET /health HTTP/1.1" 200' in access_line
+    stdout = replica.log()
+    assert "Starting gunicorn" in stdout and "Booting worker" in stdout
+    assert f"loaded from {replica.env['PREDICTOR_MODEL_PATH']}" in stdout  # the app's own line
+    assert (replica.log_path.parent / "stderr.log").read_text() == ""
