@@ -1,6 +1,7 @@
 """The logger service: records every input durably and can forward it to the predictors."""
 
 import os
+import sqlite3
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -37,7 +38,13 @@ def create_app(test_config=None):
         synchronous=app.config["DB_SYNCHRONOUS"],
         busy_timeout=app.config["DB_BUSY_TIMEOUT"],
     )
-    store.create_schema()
+    try:
+        store.create_schema()
+    except sqlite3.Error as exc:
+        # Not fatal: until the database can be written (a volume mounted read-only, a
+        # full disk), /ready says why and /process refuses with 503; the first write
+        # that succeeds creates the schema.
+        app.logger.error("database %s is not writable: %s", store.path, exc)
     app.extensions["store"] = store
     app.extensions["predictor"] = PredictorClient(
         app.config["PREDICTOR_URL"],

@@ -4,6 +4,7 @@ import logging
 import sqlite3
 import time
 
+import marshmallow as ma
 from flask import current_app, g
 from flask_smorest import abort
 
@@ -79,12 +80,18 @@ def process(payload):
     return response
 
 
+# webargs excludes unknown query parameters by default: refuse them, as unknown JSON
+# fields are, so that a misspelt "limt=5" is a 422 rather than a silent default page.
 @blp.get("/logs")
-@blp.arguments(LogsQuerySchema(), location="query")
+@blp.arguments(LogsQuerySchema(), location="query", unknown=ma.RAISE)
 @blp.response(200, LogsPageSchema)
 def logs(query):
     """Page through the records, newest first."""
-    records = current_app.extensions["store"].page(query["limit"], query.get("before_id"))
+    try:
+        records = current_app.extensions["store"].page(query["limit"], query.get("before_id"))
+    except sqlite3.Error:
+        log.exception("could not read the records")
+        abort(503, message="Could not read the records: storage is unavailable.")
     full_page = len(records) == query["limit"]
     return {"records": records, "next_before_id": records[-1]["id"] if full_page else None}
 

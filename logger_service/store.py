@@ -44,11 +44,17 @@ class LogStore:
         self.synchronous = synchronous.upper()
         self.busy_timeout = busy_timeout
         self._local = threading.local()
+        self._schema_created = False
 
     def connect(self):
-        """Return this thread's connection, opening it on first use (or after a fork)."""
+        """Return this thread's connection, opening it on first use (or after a fork).
+
+        Raise sqlite3.Error while the database cannot be created.
+        """
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():
+            if not self._schema_created:
+                self.create_schema()
             # isolation_level=None: autocommit, so each INSERT is its own transaction.
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
             conn.row_factory = sqlite3.Row
@@ -58,11 +64,15 @@ class LogStore:
 
     def create_schema(self):
         """Create the tables and switch the database to WAL; safe to run concurrently."""
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        except OSError as exc:
+            raise sqlite3.OperationalError(f"cannot create the database's folder: {exc}")
         with sqlite3.connect(self.path, timeout=self.busy_timeout) as conn:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(SCHEMA)
         conn.close()
+        self._schema_created = True
 
     def record(self, request_id, data, forward_to_model, outcome, prediction, latency_ms):
         """Insert one request's row and return its id once it is committed."""

@@ -46,10 +46,12 @@ def port_is_free(port):
 class GunicornServer:
     """One service under gunicorn on a loopback port, its output captured to a file."""
 
-    def __init__(self, service, log_dir, env=None, port=None, wrapper=()):
+    def __init__(self, service, log_dir, env=None, port=None, wrapper=(), started="/ready"):
         self.service = service
         # A command that runs gunicorn, e.g. in a mount namespace: it must exec it.
         self.wrapper = list(wrapper)
+        # The path that answers 200 once it has started: /health for one not meant to be ready.
+        self.started = started
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_dir) / f"{service}-{self.port}.log"
@@ -64,7 +66,7 @@ class GunicornServer:
         self.process = None
 
     def start(self, timeout=60):
-        """Start gunicorn and wait until /ready answers 200; fail with its log if not."""
+        """Start gunicorn and wait until it has started; fail with its log if not."""
         log_file = open(self.log_path, "ab")
         gunicorn = [sys.executable, "-m", "gunicorn", "-c", f"{self.service}_service/gunicorn.conf.py"]
         self.process = subprocess.Popen(
@@ -89,7 +91,7 @@ class GunicornServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.service} exited early:\n{self.log()}")
             try:
-                if requests.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                if requests.get(f"{self.url}{self.started}", timeout=1).status_code == 200:
                     return
             except requests.RequestException:  # not listening yet, or the worker is booting
                 pass
@@ -206,6 +208,17 @@ class LocalStack:
 
     def log(self, program):
         return (self.run_dir / "logs" / f"{program}.log").read_text(errors="replace")
+
+    def access_log(self, request_id_prefix, count):
+        """The gateway's access-log entries of the count requests whose id has this prefix."""
+
+        def entries():
+            lines = self.log("nginx").splitlines()  # its error log too: keep the JSON
+            logged = [json.loads(line) for line in lines if line.startswith("{")]
+            return [entry for entry in logged if entry["request_id"].startswith(request_id_prefix)]
+
+        wait_until(lambda: len(entries()) >= count, what=f"{count} {request_id_prefix}* log lines")
+        return entries()
 
     def supervisorctl(self, *args):
         return subprocess.run(

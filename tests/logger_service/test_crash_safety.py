@@ -1,4 +1,4 @@
-"""Nothing acknowledged is ever lost: the logger killed mid-burst, and a full disk."""
+"""Nothing acknowledged is ever lost: the logger killed mid-burst, a full disk, a read-only one."""
 
 import os
 import sqlite3
@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from tests.support import GunicornServer
+from tests.support import GunicornServer, wait_until
 
 BURST = 3000
 
@@ -52,13 +52,20 @@ def test_sigkill_mid_burst_loses_no_acknowledged_input(tmp_path):
     assert acknowledged <= stored
 
 
+def in_own_mount_namespace(script):
+    """A command prefix that runs script, then the command, in a mount namespace of its own.
+
+    Disks can then be mounted for the logger alone, without touching the machine's.
+    """
+    unshare = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
+    return [*unshare, "sh", "-c", f'set -e\n{script}\nexec "$@"', "sh"]
+
+
 def test_full_disk_gives_503_never_a_200_for_an_input_not_stored(tmp_path):
     data_dir = tmp_path / "small-disk"
     data_dir.mkdir()
-    # A 256 KiB tmpfs, mounted in a mount namespace of the logger's own: a real ENOSPC.
-    unshare = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
-    wrapper = [*unshare, "sh", "-c", f'mount -t tmpfs -o size=256k tmpfs "{data_dir}" && exec "$@"',
-               "sh"]
+    # A 256 KiB tmpfs: a real ENOSPC.
+    wrapper = in_own_mount_namespace(f'mount -t tmpfs -o size=256k tmpfs "{data_dir}"')
     env = {"LOGGER_DB_PATH": str(data_dir / "logger.sqlite3"), "LOGGER_WORKERS": "1",
            "LOGGER_DB_MIN_FREE_BYTES": str(64 * 1024)}
     with GunicornServer("logger", tmp_path, env=env, wrapper=wrapper) as server:
@@ -83,3 +90,37 @@ def test_full_disk_gives_503_never_a_200_for_an_input_not_stored(tmp_path):
     # Every acknowledged input is stored; the refused one is not.
     assert len(stored) == len(statuses) - 1
     assert sorted(r["data"][:4] for r in stored) == [f"{n:04d}" for n in range(len(statuses) - 1)]
+
+
+def test_read_only_disk_gives_503_until_it_is_writable_again(tmp_path):
+    data_dir = tmp_path / "read-only-disk"
+    data_dir.mkdir()
+    writable = tmp_path / "make-it-writable"
+    # A read-only tmpfs, remounted read-write once the test creates the file `writable`
+    # (the watcher gives up after 60 s, so that it never outlives the test).
+    wrapper = in_own_mount_namespace(
+        f'mount -t tmpfs -o size=64m,ro tmpfs "{data_dir}"\n'
+        f'{{ for _ in $(seq 1200); do [ -e "{writable}" ] && break; sleep 0.05; done; '
+        f'mount -o remount,rw "{data_dir}"; }} &'
+    )
+    env = {"LOGGER_DB_PATH": str(data_dir / "logger.sqlite3"), "LOGGER_WORKERS": "1"}
+    server = GunicornServer("logger", tmp_path, env=env, wrapper=wrapper, started="/health")
+    with server, requests.Session() as http:
+        refused = http.post(f"{server.url}/process", json={"data": "not stored"}, timeout=10)
+        unready = http.get(f"{server.url}/ready", timeout=10)
+        health = http.get(f"{server.url}/health", timeout=10)
+
+        writable.touch()
+        wait_until(lambda: http.get(f"{server.url}/ready", timeout=10).status_code == 200,
+                   what="the logger ready on the disk made writable")
+        accepted = http.post(f"{server.url}/process", json={"data": "stored"}, timeout=10)
+        stored = http.get(f"{server.url}/logs", timeout=10).json()["records"]
+
+    assert refused.status_code == 503
+    assert refused.json()["message"] == "Could not record the input: storage is unavailable."
+    assert unready.status_code == 503
+    assert unready.json()["errors"]["database"] == "unable to open database file"
+    assert health.status_code == 200  # alive, only not ready
+    # Once the disk takes writes, the logger serves again without a restart.
+    assert accepted.status_code == 200
+    assert [record["data"] for record in stored] == ["stored"]

@@ -88,13 +88,11 @@ def test_predictor_that_never_answers_is_503_after_the_read_timeout(make_app):
             PREDICTOR_URL=f"http://127.0.0.1:{silent.getsockname()[1]}/predict",
             PREDICTOR_READ_TIMEOUT=0.3,
         )
-        started = time.monotonic()
         response, record = forward(app)
-        elapsed = time.monotonic() - started
 
-    assert_error(response, 503, "no answer within the timeout")
+    # The read timeout ended the wait, not a refused or reset connection.
+    assert_error(response, 503, "no answer within the timeout (ReadTimeoutError)")
     assert record["outcome"] == "predictor_unavailable"
-    assert elapsed >= 0.3  # it did wait for the configured timeout, not give up early
 
 
 def test_predictor_with_nothing_listening_is_503(app):

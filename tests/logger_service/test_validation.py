@@ -71,3 +71,11 @@ def test_invalid_logs_query_is_422(client, query, field):
     errors = assert_error(client.get(f"/logs?{query}"), 422)["errors"]["query"]
 
     assert field in errors
+
+
+def test_unknown_logs_query_parameters_are_422_each_named(client):
+    response = client.get("/logs?limt=5&limit=2&page=3")
+
+    assert assert_error(response, 422)["errors"] == {
+        "query": {"limt": ["Unknown field."], "page": ["Unknown field."]}
+    }
