@@ -45,9 +45,10 @@ addresses() {  # name host: the addresses in the DNS, and those gone for under t
 
 upstream() {  # name host port keepalive
     echo "upstream $1 {"
-    # Fewest requests in flight first, as in gateway/upstreams.conf.template (for the
-    # one logger it changes nothing).
+    # Fewest requests in flight first, counted in shared memory across Nginx's workers,
+    # as in gateway/upstreams.conf.template (for the one logger it changes nothing).
     echo "    least_conn;"
+    echo "    zone $1 64k;"
     addresses=$(addresses "$1" "$2")
     if [ -z "$addresses" ]; then
         # No replica yet: an upstream needs a server, and a down one gives a JSON 503.

@@ -2,12 +2,14 @@
 
 import configparser
 import re
+import runpy
 import subprocess
 import sys
 
 import pytest
 
 from gateway import render
+from logger_service.config import Config as LoggerConfig
 from tests.support import ROOT
 
 
@@ -46,6 +48,71 @@ def test_gateway_routing_file_is_the_shared_template_with_the_port_filled_in(lay
         .replace("${GATEWAY_RATE_LIMIT_ENABLED}", "on")
     )
     assert gateway == filled_in
+
+
+def block(config, opening):
+    """The text of one block of an Nginx configuration, from its opening line to its brace."""
+    start = config.index(f"{opening} {{")
+    indent = start - (config.rfind("\n", 0, start) + 1)
+    return config[start:config.index("\n" + " " * indent + "}", start)]
+
+
+def seconds(directive, text):
+    """The value in seconds of a directive set once in text."""
+    [value] = re.findall(rf"^\s*{directive} (\d+)s;", text, re.MULTILINE)
+    return int(value)
+
+
+def test_predictions_are_retried_on_another_replica_but_process_never(layout):
+    gateway = render.render_gateway(layout)
+
+    assert "proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;" in (
+        block(gateway, "location = /predict")
+    )
+    assert "proxy_next_upstream off;" in block(gateway, "location = /process")
+
+
+def test_every_route_to_a_service_is_rate_limited(layout):
+    gateway = render.render_gateway(layout)
+    locations = re.findall(r"^    location ([^{]+) \{", gateway, re.MULTILINE)
+
+    proxied = [where for where in locations if "proxy_pass" in block(gateway, f"location {where}")]
+    assert set(proxied) == {"= /predict", "= /process", "= /logs", "/logger/", "/predictor/"}
+    for where in proxied:
+        assert "limit_req zone=per_client" in block(gateway, f"location {where}"), where
+
+
+def test_upstream_state_is_shared_by_every_nginx_worker(layout):
+    upstreams = render.render_upstreams(layout)
+    dns_script = (ROOT / "nginx" / "upstreams-from-dns.sh").read_text()
+
+    assert "zone logger 64k;" in block(upstreams, "upstream logger")
+    assert "zone predictors 64k;" in block(upstreams, "upstream predictors")
+    assert 'echo "    zone $1 64k;"' in dns_script
+
+
+@pytest.mark.parametrize("service", ["logger_service", "predictor_service"])
+def test_gunicorn_keeps_idle_connections_open_longer_than_the_gateway(layout, service):
+    # Nginx must be the side that closes an idle upstream connection: if gunicorn did,
+    # Nginx could reuse one at the instant gunicorn closes it.
+    gunicorn = runpy.run_path(str(ROOT / service / "gunicorn.conf.py"))
+    upstreams = render.render_upstreams(layout)
+    dns_script = (ROOT / "nginx" / "upstreams-from-dns.sh").read_text()
+
+    for name in ("logger", "predictors"):
+        assert gunicorn["keepalive"] > seconds("keepalive_timeout", block(upstreams, f"upstream {name}"))
+    assert gunicorn["keepalive"] > seconds('echo "    keepalive_timeout', dns_script)
+
+
+def test_the_logger_gives_up_on_the_pool_before_the_gateway_gives_up_on_the_logger(layout):
+    gateway = render.render_gateway(layout)
+    # /process sets no timeout of its own: the server's applies.
+    server_wide = block(gateway, "server").split("\n    location", 1)[0]
+    # A forwarded prediction, its one resend included, takes at most connect + read.
+    logger_budget = LoggerConfig.PREDICTOR_CONNECT_TIMEOUT + LoggerConfig.PREDICTOR_READ_TIMEOUT
+
+    assert "proxy_read_timeout" not in block(gateway, "location = /process")
+    assert logger_budget < seconds("proxy_read_timeout", server_wide)
 
 
 def test_every_template_variable_is_set_in_the_gateway_image():
