@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -11,17 +12,38 @@ from tests.support import ROOT, free_port, free_port_range
 PREPARE = ROOT.parent / "shared" / "container-base" / "prepare"
 
 
-def docker_answers():
-    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+def succeeds(*command):
+    return subprocess.run(command, capture_output=True, timeout=60).returncode == 0
+
+
+def missing_for_compose():
+    """What prepare provides that this machine lacks: the docker and docker-compose
+    commands, an engine that answers. Empty when nothing is missing.
+
+    The base images are not asked about: where an engine answers, a machine with
+    internet access pulls the official ones, which prepare's look-alikes would shadow.
+    """
+    missing = [command for command in ("docker", "docker-compose") if shutil.which(command) is None]
+    if "docker" in missing or not succeeds("docker", "info"):
+        missing.append("a Docker engine")
+    return missing
 
 
 def ensure_docker_engine():
-    """Start a Docker engine (and the base images) with the shared script when none answers."""
-    if docker_answers():
+    """Run the shared prepare script when anything it provides is missing."""
+    missing = missing_for_compose()
+    if not missing:
         return
-    assert PREPARE.exists(), f"no Docker engine answers, and {PREPARE} is missing"
+    assert PREPARE.exists(), f"missing: {', '.join(missing)}; and {PREPARE} is missing too"
     subprocess.run([str(PREPARE)], check=True, timeout=900)
-    assert docker_answers(), "prepare ran, yet no Docker engine answers"
+    still_missing = missing_for_compose()
+    assert still_missing == [], f"prepare ran, yet still missing: {', '.join(still_missing)}"
+
+
+def inspect(container_or_image, template):
+    """One field of `docker inspect`, by Go template."""
+    return subprocess.run(["docker", "inspect", "-f", template, container_or_image],
+                          capture_output=True, text=True, check=True).stdout.strip()
 
 
 class Compose:
@@ -49,18 +71,26 @@ class Compose:
         assert result.returncode == 0, f"docker-compose {' '.join(args)}:\n{result.stderr}"
         return result.stdout
 
+    def running_predictors(self):
+        """Ids of the predictor containers that are running."""
+        return [
+            container_id for container_id in self("ps", "-q", "predictor").split()
+            if inspect(container_id, "{{.State.Running}}") == "true"
+        ]
+
     def predictor_hostnames(self):
         """Hostnames of the running predictor containers: their ids' first 12 characters."""
-        ids = self("ps", "-q", "predictor").split()
-        running = []
-        for container_id in ids:
-            state = subprocess.run(
-                ["docker", "inspect", "-f", "{{.State.Running}}", container_id],
-                capture_output=True, text=True,
-            ).stdout.strip()
-            if state == "true":
-                running.append(container_id[:12])
-        return set(running)
+        return {container_id[:12] for container_id in self.running_predictors()}
+
+    def predictor_addresses(self):
+        """The network addresses of the running predictor containers."""
+        return {
+            address
+            for container_id in self.running_predictors()
+            for address in inspect(
+                container_id, "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
+            ).split()
+        }
 
     def wait_healthy(self, timeout=180):
         deadline = time.monotonic() + timeout
