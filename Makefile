@@ -23,8 +23,8 @@ bench: model nginx  ## Benchmark every scenario with wrk; writes docs/performanc
 	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(PY) bench/run.py
 
-nginx:  ## Install Nginx with apt if it is missing (root), or say how.
-	@gateway/install-nginx.sh
+nginx:  ## Install Nginx and python3-venv with apt if missing (root), or say how.
+	@gateway/install-system-packages.sh
 
 model: venv  ## Train the model artifact unless it is current.
 	$(PY) -m predictor_service.train --if-stale
@@ -32,6 +32,7 @@ model: venv  ## Train the model artifact unless it is current.
 venv: $(INSTALLED)
 
 $(INSTALLED): requirements-dev.txt */requirements.txt
+	@gateway/install-system-packages.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@

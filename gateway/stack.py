@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -63,11 +64,14 @@ def check_can_start(layout):
     return nginx
 
 
-def wait_until_ready(layout, supervisord):
+def wait_until_ready(layout, supervisord, asked_to_stop):
+    """Return once every service is ready (True) or a stop was asked for (False)."""
     pending = readiness_urls(layout)
     started = time.monotonic()
     next_status_check = started + 2
     while pending and time.monotonic() < started + READY_TIMEOUT:
+        if asked_to_stop.is_set():
+            return False
         if supervisord.poll() is not None:
             raise StackError(f"supervisord exited ({supervisord.returncode}): see {layout.run_dir}")
         pending = [url for url in pending if not answers_ok(url)]
@@ -84,6 +88,7 @@ def wait_until_ready(layout, supervisord):
             f"not ready after {READY_TIMEOUT}s: {', '.join(pending)}\n{status}"
             f"logs: {layout.log_dir}"
         )
+    return True
 
 
 def print_urls(layout):
@@ -105,26 +110,34 @@ def up(layout):
     """Run the stack until SIGINT or SIGTERM; return an exit status."""
     nginx = check_can_start(layout)
     render.write_all(layout, nginx)
+    asked_to_stop = threading.Event()
+    supervisord = None
+
+    def stop(signum=None, frame=None):
+        if signum is not None:
+            asked_to_stop.set()
+        if supervisord and supervisord.poll() is None:
+            supervisord.send_signal(signal.SIGTERM)
+
+    # Set before supervisord starts, so that no Ctrl-C can leave it running alone.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     # Its own session: a Ctrl-C reaches this process only, which then stops the
     # stack in order (Nginx first, gracefully) instead of every process at once.
     supervisord = subprocess.Popen(
         [sys.executable, "-m", "supervisor.supervisord", "-c", str(layout.supervisord_conf)],
         start_new_session=True,
     )
-
-    def stop(signum=None, frame=None):
-        if supervisord.poll() is None:
-            supervisord.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    if asked_to_stop.is_set():
+        stop()
     try:
-        wait_until_ready(layout, supervisord)
-        print_urls(layout)
+        if wait_until_ready(layout, supervisord, asked_to_stop):
+            print_urls(layout)
     except StackError:
         stop()
         supervisord.wait()
-        raise
+        if not asked_to_stop.is_set():  # a Ctrl-C while starting is no error
+            raise
     supervisord.wait()
     print("Stack stopped.", flush=True)
     return 0 if supervisord.returncode in (0, -signal.SIGTERM) else supervisord.returncode

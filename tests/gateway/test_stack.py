@@ -38,6 +38,27 @@ def test_missing_nginx_is_reported_with_the_command_to_install_it(monkeypatch, t
         stack.check_can_start(layout)
 
 
+def test_without_root_the_setup_prints_the_one_command_that_installs_what_is_missing(tmp_path):
+    # A machine without Nginx or Python's venv module, seen by a user who is not root:
+    # an empty /usr/sbin in a mount namespace of its own, a python3 without venv first on
+    # the PATH, and the user mapped to nobody.
+    (tmp_path / "python3").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "python3").chmod(0o755)
+    script = (ROOT / "gateway" / "install-system-packages.sh").read_text()
+
+    result = subprocess.run(
+        ["unshare", "-r", "-m", "sh", "-c",
+         "mount -t tmpfs tmpfs /usr/sbin && exec unshare --user --map-user=65534 bash -s"],
+        input=script, env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=60,
+    )
+
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "Missing: nginx python3-venv. Install with:  sudo apt-get install -y nginx python3-venv\n"
+    )
+
+
 def test_predictors_must_be_at_least_one():
     result = run_up("--predictors", "0")
 

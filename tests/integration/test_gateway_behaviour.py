@@ -6,7 +6,7 @@ import signal
 import socket
 import subprocess
 
-from tests.support import LocalStack, port_is_free
+from tests.support import ROOT, LocalStack, port_is_free, wait_until
 
 TCP_STATES = {"01": "ESTABLISHED", "06": "TIME_WAIT"}
 
@@ -97,3 +97,23 @@ def test_sigterm_stops_the_stack_and_leaves_no_process(tmp_path):
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     assert leftovers.stdout == ""
     assert not os.path.exists(f"/proc/{supervisord_pid}")
+
+
+def test_ctrl_c_while_starting_stops_everything_without_an_error(tmp_path):
+    stack = LocalStack(tmp_path, predictors=1)
+    stack.run_dir.mkdir(parents=True, exist_ok=True)
+    with open(stack.output_path, "wb") as output:
+        stack.process = subprocess.Popen(stack.command(), cwd=ROOT, env=stack.env, stdout=output,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+    # The replica's gunicorn has started and is still loading the model.
+    replica_log = tmp_path / "logs" / f"predictor-{stack.predictor_ports[0]}.log"
+    wait_until(lambda: replica_log.exists() and "Booting worker" in replica_log.read_text(),
+               what="the replica booting")
+
+    stack.process.send_signal(signal.SIGINT)
+
+    assert stack.process.wait(timeout=60) == 0
+    assert "Stack ready." not in stack.output()  # it was stopped while starting
+    assert "Stack stopped." in stack.output() and "error" not in stack.output()
+    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    assert leftovers.stdout == ""

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Make sure the system has what `make run` needs beyond Python itself: Nginx, and
+# Python's venv module (Debian ships it apart, as python3-venv). Installed with apt when
+# root, else the one command to run is printed. It never starts, stops or configures the
+# system's own Nginx service.
+set -euo pipefail
+
+missing=()
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+if ((${#missing[@]} == 0)); then
+    exit 0
+fi
+if [[ $(id -u) != 0 ]]; then
+    echo "Missing: ${missing[*]}. Install with:  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+
+# Keep apt from starting the system's Nginx service on port 80: the stack runs its own.
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod +x "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
+echo "Installing ${missing[*]} with apt..."
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
