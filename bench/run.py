@@ -35,7 +35,9 @@ LUA = ROOT / "bench" / "post.lua"
 DOCS = ROOT / "docs"
 SINGLE = json.dumps({"input": "my cat sleeps on the warm laptop"})
 BATCH_SIZE = 32
-BATCH = json.dumps({"inputs": [f"my cat number {n} sleeps on the laptop" for n in range(BATCH_SIZE)]})
+BATCH = json.dumps(
+    {"inputs": [f"my cat number {n} sleeps on the laptop" for n in range(BATCH_SIZE)]}
+)
 PROCESS = json.dumps({"data": "my cat sleeps on the warm laptop", "forward_to_model": False})
 FORWARD = json.dumps({"data": "my cat sleeps on the warm laptop", "forward_to_model": True})
 
@@ -50,7 +52,8 @@ class Result:
 
 def wrk(url, body, seconds, connections):
     """Run wrk on url (a GET when body is None); return a Result (latencies in ms)."""
-    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s",
+               "--latency", url]
     env = dict(os.environ)
     if body is not None:
         command[-1:-1] = ["-s", str(LUA)]
@@ -63,7 +66,9 @@ def wrk(url, body, seconds, connections):
         return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
     errors = int(non_2xx.group(1)) if non_2xx else 0
     errors += sum(map(int, socket_errors.groups())) if socket_errors else 0
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -158,7 +163,9 @@ def table(medians, batch_names):
     lines = ["| scenario | req/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|"]
     for name, result in medians.items():
         rps = result.rps * BATCH_SIZE if name in batch_names else result.rps
-        lines.append(f"| {name} | {rps:.0f} | {result.p50:.1f} | {result.p99:.1f} | {result.errors} |")
+        lines.append(
+            f"| {name} | {rps:.0f} | {result.p50:.1f} | {result.p99:.1f} | {result.errors} |"
+        )
     return "\n".join(lines)
 
 
@@ -205,7 +212,7 @@ def main():
             running.enter_context(stack)
         peer_direct, peer_gateway = running.enter_context(peer_behind_nginx(tmp))
         runs = scenarios(stacks, peer_direct, peer_gateway)
-        for name, url, body, connections in runs:  # warm-up
+        for _, url, body, connections in runs:  # warm-up
             wrk(url, body, 1, connections)
         for run in range(args.runs):
             for name, url, body, connections in runs:

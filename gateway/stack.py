@@ -45,7 +45,8 @@ def readiness_urls(layout):
 def supervisorctl(layout, *args):
     """Run supervisorctl against this run's supervisord; return the completed process."""
     return subprocess.run(
-        [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(layout.supervisord_conf), *args],
+        [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(layout.supervisord_conf),
+         *args],
         capture_output=True,
         text=True,
     )
@@ -146,7 +147,8 @@ def up(layout):
 def replica_ports(layout):
     """The ports of the predictor replicas that this run's supervisord manages."""
     result = supervisorctl(layout, "status", "predictor:*")
-    ports = sorted(int(port) for port in re.findall(r"^predictor:predictor-(\d+)\s", result.stdout, re.M))
+    names = re.findall(r"^predictor:predictor-(\d+)\s", result.stdout, re.MULTILINE)
+    ports = sorted(int(port) for port in names)
     if not ports:
         raise StackError(f"no running stack in {layout.run_dir}: {result.stdout or result.stderr}")
     return ports

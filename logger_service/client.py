@@ -139,17 +139,19 @@ class PredictorClient:
                 response = self.pool.request(
                     "POST", self.url, body=body, headers=headers, timeout=timeout
                 )
-        except urllib3.exceptions.NewConnectionError:  # refused (a TimeoutError subclass)
-            raise PredictorUnavailable("could not connect")
+        except urllib3.exceptions.NewConnectionError as exc:  # refused (a TimeoutError subclass)
+            raise PredictorUnavailable("could not connect") from exc
         except urllib3.exceptions.TimeoutError as exc:
-            raise PredictorUnavailable(f"no answer within the timeout ({exc.__class__.__name__})")
-        except urllib3.exceptions.HTTPError:  # reset, closed mid-answer, ...
-            raise PredictorUnavailable("the connection failed")
+            raise PredictorUnavailable(
+                f"no answer within the timeout ({exc.__class__.__name__})"
+            ) from exc
+        except urllib3.exceptions.HTTPError as exc:  # reset, closed mid-answer, ...
+            raise PredictorUnavailable("the connection failed") from exc
         if response.status >= 500:
             raise PredictorUnavailable(f"it answered {response.status}")
         if response.status != 200:
             raise PredictorBadResponse(f"it answered {response.status}")
         try:
             return json.loads(response.data)
-        except ValueError:
-            raise PredictorBadResponse("it answered with a body that is not JSON")
+        except ValueError as exc:
+            raise PredictorBadResponse("it answered with a body that is not JSON") from exc

@@ -27,7 +27,7 @@ probes = Blueprint("probes", __name__, description="Liveness, readiness and disc
 
 
 def ask_predictor(data):
-    """Forward one input; return (outcome, prediction, failure) where failure is (status, message)."""
+    """Forward one input; return (outcome, prediction, failure), failure being (status, message)."""
     try:
         prediction = current_app.extensions["predictor"].predict(data, g.request_id)
     except PredictorUnavailable as exc:

@@ -9,7 +9,7 @@ import json
 import os
 import sqlite3
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -33,7 +33,7 @@ SYNCHRONOUS_MODES = {"OFF", "NORMAL", "FULL", "EXTRA"}
 
 
 def utc_now():
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class LogStore:
@@ -67,7 +67,7 @@ class LogStore:
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         except OSError as exc:
-            raise sqlite3.OperationalError(f"cannot create the database's folder: {exc}")
+            raise sqlite3.OperationalError(f"cannot create the database's folder: {exc}") from exc
         with sqlite3.connect(self.path, timeout=self.busy_timeout) as conn:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(SCHEMA)

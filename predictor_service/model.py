@@ -77,7 +77,7 @@ class TextClassifier:
                 confidence=round(float(row[index]), 4),
                 input_length=len(text),
             )
-            for text, row, index in zip(texts, probabilities, best)
+            for text, row, index in zip(texts, probabilities, best, strict=True)
         ]
 
 

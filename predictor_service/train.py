@@ -8,16 +8,16 @@ import csv
 import hashlib
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sklearn
 import skops.io
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, classification_report, f1_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import FeatureUnion, Pipeline
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from .model import DEFAULT_ARTIFACT, MODEL_NAME, MODEL_VERSION, metadata_path
 
@@ -100,7 +100,7 @@ def train(data_path=DEFAULT_DATA):
         "training": {
             "seed": SEED,
             "test_size": TEST_SIZE,
-            "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "scikit_learn": sklearn.__version__,
         },
     }

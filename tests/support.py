@@ -4,10 +4,10 @@ import json
 import os
 import re
 import signal
-import threading
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -68,7 +68,8 @@ class GunicornServer:
     def start(self, timeout=60):
         """Start gunicorn and wait until it has started; fail with its log if not."""
         log_file = open(self.log_path, "ab")
-        gunicorn = [sys.executable, "-m", "gunicorn", "-c", f"{self.service}_service/gunicorn.conf.py"]
+        config = f"{self.service}_service/gunicorn.conf.py"
+        gunicorn = [sys.executable, "-m", "gunicorn", "-c", config]
         self.process = subprocess.Popen(
             [*self.wrapper, *gunicorn],
             cwd=ROOT,
@@ -162,7 +163,8 @@ class LocalStack:
         base = free_port_range(predictors)
         self.predictor_ports = list(range(base, base + predictors))
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "LOGGER_DB_PATH": str(self.run_dir / "logger.sqlite3"), **(env or {})}
+        database = str(self.run_dir / "logger.sqlite3")
+        self.env = {**os.environ, "LOGGER_DB_PATH": database, **(env or {})}
         self.output_path = self.run_dir / "gateway-up.log"
         self.process = None
 

@@ -41,8 +41,9 @@ def respond(response_class, request_head, status, headers, body_chunks):
 def test_the_head_and_the_body_go_out_in_one_write(response_class):
     body = b'{"prediction": {"class": "dog"}}'
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    request = b"POST /predict HTTP/1.1\r\nHost: x\r\n\r\n"
 
-    [write] = respond(response_class, b"POST /predict HTTP/1.1\r\nHost: x\r\n\r\n", "200 OK", headers, [body])
+    [write] = respond(response_class, request, "200 OK", headers, [body])
 
     head, sent_body = write.split(b"\r\n\r\n", 1)
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
@@ -52,8 +53,9 @@ def test_the_head_and_the_body_go_out_in_one_write(response_class):
 
 def test_an_answer_without_a_body_still_sends_its_head(response_class):
     headers = [("Content-Type", "application/json"), ("Content-Length", "2")]
+    request = b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n"
 
-    [write] = respond(response_class, b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n", "200 OK", headers, [b"{}"])
+    [write] = respond(response_class, request, "200 OK", headers, [b"{}"])
 
     assert write.startswith(b"HTTP/1.1 200 OK\r\n")
     assert write.endswith(b"\r\n\r\n")
@@ -61,10 +63,9 @@ def test_an_answer_without_a_body_still_sends_its_head(response_class):
 
 def test_a_streamed_answer_sends_its_head_then_each_chunk_in_order(response_class):
     headers = [("Content-Type", "text/plain")]
+    request = b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"
 
-    writes = respond(
-        response_class, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n", "200 OK", headers, [b"one", b"two"]
-    )
+    writes = respond(response_class, request, "200 OK", headers, [b"one", b"two"])
 
     assert b"Transfer-Encoding: chunked" in writes[0]
     assert writes[0].endswith(b"\r\n\r\n")

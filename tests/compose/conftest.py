@@ -102,7 +102,9 @@ class Compose:
             if states and all(state == "healthy" for state in states):
                 return
             time.sleep(1)
-        raise AssertionError(f"not healthy after {timeout}s:\n{self('ps')}\n{self('logs', '--tail', '30')}")
+        raise AssertionError(
+            f"not healthy after {timeout}s:\n{self('ps')}\n{self('logs', '--tail', '30')}"
+        )
 
 
 @pytest.fixture(scope="module")

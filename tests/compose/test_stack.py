@@ -117,7 +117,8 @@ def test_documented_rolling_restart_under_load_costs_no_request(compose, http):
     started = {cid: container_started_at(cid) for cid in compose("ps", "-q", "predictor").split()}
     reloads = gateway_reloads(compose)
 
-    with SteadyClient(f"{compose.url}/predict", {"input": "steady fish"}, max_seconds=240) as client:
+    steady = SteadyClient(f"{compose.url}/predict", {"input": "steady fish"}, max_seconds=240)
+    with steady as client:
         client.wait_for(50)
         restart = subprocess.run(
             ["bash", "-c", documented_rolling_restart()], cwd=ROOT, capture_output=True, text=True,

@@ -407,7 +407,7 @@ def test_raw_non_ascii_bytes_in_request_line(target_name, targets, http):
     """Bytes that are not ASCII in the query: refused with the JSON error shape."""
     target = targets[target_name]
     host = urlsplit(target.base_url).netloc
-    request = "GET /logs?limit=٥ HTTP/1.1\r\nHost: {}\r\n\r\n".format(host).encode("utf-8")
+    request = f"GET /logs?limit=٥ HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
     response = exchange(target.base_url, [request])
     assert_json_error(response)
     assert_still_serves(target, http)

@@ -100,7 +100,8 @@ def test_gunicorn_keeps_idle_connections_open_longer_than_the_gateway(layout, se
     dns_script = (ROOT / "nginx" / "upstreams-from-dns.sh").read_text()
 
     for name in ("logger", "predictors"):
-        assert gunicorn["keepalive"] > seconds("keepalive_timeout", block(upstreams, f"upstream {name}"))
+        upstream = block(upstreams, f"upstream {name}")
+        assert gunicorn["keepalive"] > seconds("keepalive_timeout", upstream)
     assert gunicorn["keepalive"] > seconds('echo "    keepalive_timeout', dns_script)
 
 
@@ -152,7 +153,9 @@ def test_supervisord_runs_one_gunicorn_per_replica_numbered_by_port(layout):
     )
     assert config["program:nginx"]["stopsignal"] == "QUIT"
     # Start order: predictors, logger, then the gateway in front of them.
-    priorities = [int(config[f"program:{name}"]["priority"]) for name in ("predictor", "logger", "nginx")]
+    priorities = [
+        int(config[f"program:{name}"]["priority"]) for name in ("predictor", "logger", "nginx")
+    ]
     assert priorities == sorted(priorities)
 
 

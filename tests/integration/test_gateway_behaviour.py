@@ -65,7 +65,8 @@ def test_pool_that_hangs_gives_504_json_within_the_bounded_retries(stack, http):
     [entry] = stack.access_log("hung-pool-1", 1)
     addresses = entry["upstream_addr"].split(", ")
     assert len(set(addresses)) == len(addresses) <= len(stack.predictor_ports)
-    assert {address.rsplit(":", 1)[1] for address in addresses} <= set(map(str, stack.predictor_ports))
+    ports = {int(address.rsplit(":", 1)[1]) for address in addresses}
+    assert ports <= set(stack.predictor_ports)
     assert set(entry["upstream_status"].split(", ")) == {"504"}
     stack.wait_ready()
     stack.wait_until_serving(http)
@@ -93,7 +94,8 @@ def test_sigterm_stops_the_stack_and_leaves_no_process(tmp_path):
 
     assert stack.process.wait(timeout=60) == 0
     assert "Stack stopped." in stack.output()
-    assert all(port_is_free(port) for port in [stack.port, stack.logger_port, *stack.predictor_ports])
+    ports = [stack.port, stack.logger_port, *stack.predictor_ports]
+    assert all(port_is_free(port) for port in ports)
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     assert leftovers.stdout == ""
     assert not os.path.exists(f"/proc/{supervisord_pid}")

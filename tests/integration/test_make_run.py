@@ -7,7 +7,12 @@ import subprocess
 import pytest
 
 from tests.support import (
-    ROOT, matches, port_is_free, readme_examples, run_example, wait_for_output,
+    ROOT,
+    matches,
+    port_is_free,
+    readme_examples,
+    run_example,
+    wait_for_output,
 )
 
 DEFAULT_PORTS = [8080, 8000, 8001, 8002, 8003]
@@ -36,8 +41,12 @@ def test_readme_has_examples_through_the_gateway():
     assert len(readme_examples(GATEWAY)) >= 6
 
 
-@pytest.mark.parametrize("command, answer", readme_examples(GATEWAY),
-                         ids=lambda value: value.split("-d ")[-1][:40] if isinstance(value, str) else "")
+def example_id(value):
+    """The test id of an example: the start of its request body."""
+    return value.split("-d ")[-1][:40] if isinstance(value, str) else ""
+
+
+@pytest.mark.parametrize("command, answer", readme_examples(GATEWAY), ids=example_id)
 def test_readme_example_gives_the_documented_answer(make_run, command, answer):
     actual = run_example(command, GATEWAY, GATEWAY)
 

@@ -56,8 +56,9 @@ def test_sigterm_lets_the_request_in_flight_finish_and_refuses_new_ones(stack, h
     body = json.dumps({"input": "a dog still in flight"}).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         client_port = sock.getsockname()[1]
-        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: replica\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+        head = (b"POST /predict HTTP/1.1\r\nHost: replica\r\n"
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+        sock.sendall(head + body[:10])
         # The replica has read the head and the first bytes: the request is in flight.
         wait_until(lambda: unread_bytes(port, client_port) == 0, what="the replica reading")
 
@@ -122,7 +123,7 @@ def test_a_hung_replica_costs_one_timeout_then_leaves_the_rotation(stack, http):
     delayed = [entry for entry in entries if hung in entry["upstream_addr"]]
     for entry in delayed:
         addresses = entry["upstream_addr"].split(", ")
-        outcomes = dict(zip(addresses, entry["upstream_status"].split(", ")))
+        outcomes = dict(zip(addresses, entry["upstream_status"].split(", "), strict=True))
         assert addresses.count(hung) == 1 and outcomes[hung] == "504", entry
         assert outcomes[addresses[-1]] == "200", entry
     assert 1 <= len(delayed) <= 1 + took // 5, delayed

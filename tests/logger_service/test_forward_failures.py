@@ -61,7 +61,7 @@ def forward(app):
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_predictor_5xx_is_503(stand_in, status):
-    response, record = forward(stand_in(status, '{"code": %d}' % status))
+    response, record = forward(stand_in(status, f'{{"code": {status}}}'))
 
     assert_error(response, 503, f"Predictor is unavailable: it answered {status}")
     assert record["outcome"] == "predictor_unavailable"
@@ -204,7 +204,8 @@ def test_a_reused_connection_closed_without_an_answer_is_sent_again(make_app):
     assert first.status_code == second.status_code == 200
     assert second.json["model_prediction"]["prediction"]["class"] == "cat"
     assert [json.loads(body)["input"] for body in received] == ["kitty", "puss", "puss"]
-    assert [r["outcome"] for r in app.extensions["store"].page(limit=10)] == ["predicted", "predicted"]
+    records = app.extensions["store"].page(limit=10)
+    assert [record["outcome"] for record in records] == ["predicted", "predicted"]
 
 
 def test_forwards_from_one_worker_go_out_concurrently_through_the_breaker(stand_in):

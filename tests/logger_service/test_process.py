@@ -75,7 +75,8 @@ def test_forward_reuses_one_keep_alive_connection(forwarding_app, monkeypatch):
 
     client = forwarding_app.test_client()
     for _ in range(5):
-        assert client.post("/process", json={"data": "x", "forward_to_model": True}).status_code == 200
+        response = client.post("/process", json={"data": "x", "forward_to_model": True})
+        assert response.status_code == 200
 
     assert len(connects) == 1
 

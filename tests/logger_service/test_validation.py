@@ -65,7 +65,8 @@ def test_body_over_one_mebibyte_is_413(client, records):
 
 @pytest.mark.parametrize(
     "query, field",
-    [("limit=0", "limit"), ("limit=501", "limit"), ("limit=ten", "limit"), ("before_id=0", "before_id")],
+    [("limit=0", "limit"), ("limit=501", "limit"), ("limit=ten", "limit"),
+     ("before_id=0", "before_id")],
 )
 def test_invalid_logs_query_is_422(client, query, field):
     errors = assert_error(client.get(f"/logs?{query}"), 422)["errors"]["query"]

@@ -43,7 +43,9 @@ def test_json_that_is_not_an_object_is_422(client, body):
     assert_error(response, 422)
 
 
-@pytest.mark.parametrize("body", [b'{"input": ', b"{'input': 'a'}", b"\xff\xfe", b'{"input": "a"} x'])
+@pytest.mark.parametrize(
+    "body", [b'{"input": ', b"{'input': 'a'}", b"\xff\xfe", b'{"input": "a"} x']
+)
 def test_malformed_json_is_400(client, body):
     response = client.post("/predict", data=body, content_type="application/json")
 
