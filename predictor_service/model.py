@@ -108,7 +108,9 @@ class ModelHolder:
             model = TextClassifier.load(self.artifact_path)
             model.predict([self.WARM_UP_INPUT])
         except Exception as exc:  # any failure leaves the worker alive but not ready
-            self.error = f"{type(exc).__name__}: {exc}"
+            # Clients see the artifact's name and the kind of failure; the server's paths
+            # and the details go to the log only.
+            self.error = f"could not load {Path(self.artifact_path).name}: {type(exc).__name__}"
             log.exception("could not load model from %s", self.artifact_path)
         else:
             self._model = model
