@@ -102,7 +102,7 @@ def test_all_three_replicas_serve(compose, http):
 def documented_rolling_restart():
     """The rolling restart for Docker, exactly as docs/reliability.md gives it."""
     text = (ROOT / "docs" / "reliability.md").read_text()
-    [script] = re.findall(r"```bash\n(for id in \$\(docker-compose ps -q predictor\).*?)```",
+    [script] = re.findall(r"```bash\n(\(\n  for id in \$\(docker-compose ps -q predictor\).*?)```",
                           text, re.DOTALL)
     return script
 
