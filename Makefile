@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
-GATEWAY_ARGS ?= --predictors 3 --port 8080
+GATEWAY_ARGS ?=
 
 .PHONY: run test test-compose bench model nginx venv clean
 
@@ -21,7 +21,7 @@ bench: model nginx  ## Benchmark every scenario with wrk; writes docs/performanc
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk; } || \
 		{ echo "wrk is missing: sudo apt-get install -y wrk" >&2; exit 1; }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
-	$(PY) bench/run.py
+	$(PY) -m bench.run
 
 nginx:  ## Install Nginx and python3-venv with apt if missing (root), or say how.
 	@gateway/install-system-packages.sh

@@ -1,6 +1,6 @@
 """The benchmark suite: every scenario of the stack side by side, and the targets.
 
-    .venv/bin/python bench/run.py [--seconds 5] [--runs 3]      (or: make bench)
+    .venv/bin/python -m bench.run [--seconds 5] [--runs 3]      (or: make bench)
 
 Starts the stacks with the project's own runner (`python -m gateway up`, rate limit
 off) and the FastAPI peer (bench/peers/) behind the same Nginx configuration, drives
@@ -25,11 +25,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from gateway import render  # noqa: E402
-from tests.support import LocalStack, free_port  # noqa: E402
+from gateway import render
+from gateway.layout import ROOT, Layout
+from gateway.ports import free_port
+from gateway.runner import LocalStack
 
 LUA = ROOT / "bench" / "post.lua"
 DOCS = ROOT / "docs"
@@ -85,9 +84,9 @@ def peer_behind_nginx(tmp):
          "--host", "127.0.0.1", "--port", str(peer_port), "--workers", "2", "--no-access-log"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    layout = render.Layout(predictors=1, port=free_port(), logger_port=free_port(),
-                           predictor_base_port=peer_port, run_dir=tmp / "peer-nginx",
-                           rate_limit_enabled=False)
+    layout = Layout(predictors=1, port=free_port(), logger_port=free_port(),
+                    predictor_base_port=peer_port, run_dir=tmp / "peer-nginx",
+                    rate_limit_enabled=False)
     render.write_all(layout, render.find_nginx())
     nginx = subprocess.Popen(
         [render.find_nginx(), "-p", str(layout.nginx_dir), "-c",
@@ -200,13 +199,15 @@ def main():
     results = {}
     with contextlib.ExitStack() as running, tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        off = ["--no-rate-limit"]
+        def stack(name, env=None, **settings):
+            return LocalStack(Layout.on_free_ports(tmp / name, rate_limit_enabled=False,
+                                                   **settings), env)
+
         stacks = {
-            "one": LocalStack(tmp / "one", predictors=1, predictor_workers=2, extra_args=off),
-            "three": LocalStack(tmp / "three", predictors=3, extra_args=off),
-            "single": LocalStack(tmp / "single", predictors=1, predictor_workers=3, extra_args=off),
-            "unbatched": LocalStack(tmp / "unbatched", predictors=3, extra_args=off,
-                                    env={"PREDICTOR_BATCHING": "off"}),
+            "one": stack("one", predictors=1, predictor_workers=2),
+            "three": stack("three", predictors=3),
+            "single": stack("single", predictors=1, predictor_workers=3),
+            "unbatched": stack("unbatched", {"PREDICTOR_BATCHING": "off"}, predictors=3),
         }
         for stack in stacks.values():
             running.enter_context(stack)

@@ -1,6 +1,6 @@
 """Measure gunicorn's sync and gthread workers behind the gateway, to choose one.
 
-    .venv/bin/python bench/worker_class.py [--seconds 10] [--connections 16]
+    .venv/bin/python -m bench.worker_class [--seconds 10] [--connections 16]
 
 For each worker class: the stack with one predictor replica of 2 workers, driven by
 wrk on loopback through Nginx (with upstream keep-alive) and directly, in interleaved
@@ -15,11 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.run import SINGLE, wrk  # noqa: E402
-from tests.support import LocalStack  # noqa: E402  (the project's own runner)
+from bench.run import SINGLE, wrk
+from gateway.layout import Layout
+from gateway.runner import LocalStack
 
 
 def main():
@@ -40,9 +38,9 @@ def main():
     with contextlib.ExitStack() as running, tempfile.TemporaryDirectory() as tmp:
         targets = {}
         for name, env in cases.items():
-            stack = running.enter_context(
-                LocalStack(Path(tmp) / name, predictors=1, env=env, predictor_workers=2)
-            )
+            layout = Layout.on_free_ports(Path(tmp) / name, predictors=1, predictor_workers=2,
+                                          rate_limit_enabled=False)
+            stack = running.enter_context(LocalStack(layout, env))
             targets[name, "through Nginx"] = f"{stack.url}/predict"
             targets[name, "direct"] = f"http://127.0.0.1:{stack.predictor_ports[0]}/predict"
         for url in targets.values():

@@ -1,5 +1,10 @@
-"""Run the whole stack on one machine without Docker: Nginx, the logger and a predictor pool.
+"""The gateway's control plane, in Python: Nginx itself is configured in nginx/.
 
-    python -m gateway up --predictors 3 --port 8080
-    python -m gateway config --predictors 3
+It renders Nginx's configuration for a local run (render), runs the whole stack on one
+machine under supervisord (runner, supervisor) and restarts its replicas one at a time
+(restart):
+
+    python -m gateway up
+    python -m gateway config --predictors 5
+    python -m gateway restart predictor
 """

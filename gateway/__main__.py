@@ -4,11 +4,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import render, stack
+from . import render
+from .layout import Layout
+from .restart import rolling_restart
+from .runner import StackError, up
 
 
 def layout_from(args):
-    return render.Layout(
+    return Layout(
         predictors=args.predictors,
         port=args.port,
         logger_port=args.logger_port,
@@ -21,52 +24,66 @@ def layout_from(args):
     )
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
+def parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m gateway", description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="run Nginx, the logger and the predictor pool")
-    config = commands.add_parser("config", help="print the rendered Nginx configuration")
+    up_command = commands.add_parser(
+        "up", help="run Nginx, the logger and the predictor pool",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    config = commands.add_parser(
+        "config", help="print the rendered Nginx configuration",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     restart = commands.add_parser(
-        "restart", help="restart the predictor replicas of a running stack, one at a time"
+        "restart", help="restart the predictor replicas of a running stack, one at a time",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     restart.add_argument("program", choices=["predictor"])
-    restart.add_argument("--run-dir", type=Path, default=render.ROOT / ".run")
+    restart.add_argument("--run-dir", type=Path, default=Layout.run_dir)
     restart.add_argument(
         "--settle", type=float, default=5.0,
         help="seconds to wait after each replica is ready (the gateway's fail_timeout)",
     )
-    for command in (up, config):
-        command.add_argument("--predictors", type=int, default=3, help="replicas (default 3)")
-        command.add_argument("--port", type=int, default=8080, help="gateway port")
-        command.add_argument("--logger-port", type=int, default=8000)
-        command.add_argument(
-            "--predictor-base-port", type=int, default=8001, help="first replica's port"
-        )
-        command.add_argument("--predictor-workers", type=int, default=1, help="per replica")
-        command.add_argument("--run-dir", type=Path, default=render.ROOT / ".run")
-        command.add_argument("--rate-limit", default="100r/s", help="per client address")
-        command.add_argument("--rate-burst", type=int, default=200, help="requests over the rate")
+    for command in (up_command, config):
+        command.add_argument("--predictors", type=int, default=Layout.predictors,
+                             help="predictor replicas")
+        command.add_argument("--port", type=int, default=Layout.port, help="the gateway's port")
+        command.add_argument("--logger-port", type=int, default=Layout.logger_port)
+        command.add_argument("--predictor-base-port", type=int,
+                             default=Layout.predictor_base_port, help="the first replica's port")
+        command.add_argument("--predictor-workers", type=int, default=Layout.predictor_workers,
+                             help="gunicorn workers per replica")
+        command.add_argument("--run-dir", type=Path, default=Layout.run_dir,
+                             help="where the configuration, the logs and the sockets go")
+        command.add_argument("--rate-limit", default=Layout.rate_limit,
+                             help="per client address")
+        command.add_argument("--rate-burst", type=int, default=Layout.rate_burst,
+                             help="requests over the rate")
         command.add_argument("--no-rate-limit", action="store_true", help="for benchmarks")
-    args = parser.parse_args(argv)
-    if args.command == "restart":
-        try:
-            stack.rolling_restart(render.Layout(run_dir=args.run_dir.resolve()), args.settle)
-        except stack.StackError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        return 0
-    if args.predictors < 1:
-        parser.error("--predictors must be at least 1")
-    layout = layout_from(args)
+    return parser
 
-    if args.command == "config":
-        print(render.render_nginx_main(layout))
-        print(render.render_upstreams(layout))
-        print(render.render_gateway(layout))
-        return 0
+
+def main(argv=None):
+    arguments = parser()
+    args = arguments.parse_args(argv)
     try:
-        return stack.up(layout)
-    except stack.StackError as exc:
+        if args.command == "restart":
+            rolling_restart(Layout(run_dir=args.run_dir.resolve()), args.settle)
+            return 0
+        if args.predictors < 1:
+            arguments.error("--predictors must be at least 1")
+        layout = layout_from(args)
+        if args.command == "config":
+            print(render.render_nginx_main(layout))
+            print(render.render_upstreams(layout))
+            print(render.render_gateway(layout))
+            return 0
+        return up(layout)
+    except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

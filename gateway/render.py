@@ -1,15 +1,14 @@
-"""Render the configuration files of a local run from the templates."""
+"""Render a local run's configuration files from the templates in nginx/ and gateway/."""
 
 import getpass
 import shutil
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 from string import Template
 
-ROOT = Path(__file__).resolve().parent.parent
-HERE = Path(__file__).resolve().parent
-GATEWAY_TEMPLATE = ROOT / "nginx" / "gateway.conf.template"
+from .layout import ROOT
+
+NGINX_DIR = ROOT / "nginx"
+GATEWAY_DIR = ROOT / "gateway"
 
 # Every supervised program: restarted when it crashes, stopped with its children.
 PROCESS_SETTINGS = f"""\
@@ -23,48 +22,13 @@ killasgroup = true
 redirect_stderr = true"""
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Ports and folders of one local run."""
-
-    predictors: int = 3
-    port: int = 8080
-    logger_port: int = 8000
-    predictor_base_port: int = 8001
-    predictor_workers: int = 1
-    run_dir: Path = ROOT / ".run"
-    # Per client address, at the gateway; off for benchmarks and load tests.
-    rate_limit: str = "100r/s"
-    rate_burst: int = 200
-    rate_limit_enabled: bool = True
-
-    @property
-    def predictor_ports(self):
-        return list(range(self.predictor_base_port, self.predictor_base_port + self.predictors))
-
-    @property
-    def nginx_dir(self):
-        return self.run_dir / "nginx"
-
-    @property
-    def log_dir(self):
-        return self.run_dir / "logs"
-
-    @property
-    def supervisord_conf(self):
-        return self.run_dir / "supervisord.conf"
-
-    def ports(self):
-        return [self.port, self.logger_port, *self.predictor_ports]
-
-
 def find_nginx():
     """Return the Nginx binary; Debian's is in /usr/sbin, off a normal user's PATH."""
     return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 
 
 def gateway_settings(layout):
-    """The values of the routing template's variables, as Docker's environment gives them."""
+    """The values of the routing template's variables, as render-gateway.sh gives them."""
     return {
         "GATEWAY_PORT": layout.port,
         "GATEWAY_RATE_LIMIT": layout.rate_limit,
@@ -74,31 +38,47 @@ def gateway_settings(layout):
 
 
 def render_gateway(layout):
-    """The shared routing file, filled in as the image's envsubst would do."""
-    text = Template(GATEWAY_TEMPLATE.read_text()).safe_substitute(gateway_settings(layout))
+    """The shared routing file, filled in as render-gateway.sh does in the image."""
+    text = Template((NGINX_DIR / "gateway.conf.template").read_text())
+    text = text.safe_substitute(gateway_settings(layout))
     if "${" in text:
         raise ValueError("gateway.conf.template uses a variable that is not filled in")
     return text
 
 
+def expand_servers(template, servers):
+    """Repeat each line holding a ${NAME} of servers once per server of NAME.
+
+    The same rule as upstreams-from-dns.sh applies to the same template in Docker.
+    """
+    lines = []
+    for line in template.splitlines():
+        [name] = [name for name in servers if f"${{{name}}}" in line] or [None]
+        if name is None:
+            lines.append(line)
+        else:
+            lines += [line.replace(f"${{{name}}}", server) for server in servers[name]]
+    return "\n".join(lines) + "\n"
+
+
 def render_upstreams(layout):
-    servers = "\n".join(
-        f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;"
-        for port in layout.predictor_ports
-    )
-    return template("upstreams.conf.template").substitute(
-        logger_port=layout.logger_port, predictor_servers=servers
-    )
+    """The upstream lists of the local run: every service on its loopback port."""
+    return expand_servers((NGINX_DIR / "upstreams.conf.template").read_text(), {
+        "LOGGER_SERVER": [f"127.0.0.1:{layout.logger_port}"],
+        "PREDICTOR_SERVER": [f"127.0.0.1:{port}" for port in layout.predictor_ports],
+    })
 
 
 def render_nginx_main(layout):
-    return template("nginx.conf.template").substitute(nginx_dir=layout.nginx_dir)
+    return template(NGINX_DIR / "nginx.conf.template").substitute(nginx_dir=layout.nginx_dir)
 
 
 def render_supervisord(layout, nginx):
-    return template("supervisord.conf.template").substitute(
+    return template(GATEWAY_DIR / "supervisord.conf.template").substitute(
         user=getpass.getuser(),
         run_dir=layout.run_dir,
+        pidfile=layout.supervisord_pidfile,
+        socket=layout.supervisor_socket,
         log_dir=layout.log_dir,
         nginx_dir=layout.nginx_dir,
         predictors=layout.predictors,
@@ -122,5 +102,5 @@ def write_all(layout, nginx):
     layout.supervisord_conf.write_text(render_supervisord(layout, nginx))
 
 
-def template(name):
-    return Template((HERE / name).read_text())
+def template(path):
+    return Template(path.read_text())

@@ -4,10 +4,10 @@ import os
 import sqlite3
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
+
+from servicekit.api import init_app
 
 from . import routes
-from .api import Api, install_request_hooks, use_gunicorn_logging
 from .client import PredictorClient
 from .config import Config
 from .store import LogStore
@@ -21,17 +21,7 @@ def create_app(test_config=None):
         app.config.update(test_config)
     if not app.config["DB_PATH"]:
         app.config["DB_PATH"] = os.path.join(app.instance_path, "logger.sqlite3")
-    # Keep the schemas' field order (the lab's order) instead of sorting keys.
-    app.json.sort_keys = False
-    use_gunicorn_logging()
-    # Behind the gateway: trust its X-Forwarded-* headers (one proxy hop), so that the
-    # docs under /logger/ or /predictor/ link to their own OpenAPI document.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_prefix=1)
-
-    api = Api(app)
-    install_request_hooks(app)
-    api.register_blueprint(routes.blp)
-    api.register_blueprint(routes.probes)
+    init_app(app, [routes.blp, routes.probes])
 
     store = LogStore(
         app.config["DB_PATH"],
@@ -45,6 +35,7 @@ def create_app(test_config=None):
         # full disk), /ready says why and /process refuses with 503; the first write
         # that succeeds creates the schema.
         app.logger.error("database %s is not writable: %s", store.path, exc)
+    # Views reach these through store.get_store() and client.get_predictor_client().
     app.extensions["store"] = store
     app.extensions["predictor"] = PredictorClient(
         app.config["PREDICTOR_URL"],

@@ -6,16 +6,45 @@ import time
 
 import pybreaker
 import urllib3
+from flask import current_app
 
-from .api import REQUEST_ID_HEADER
+from servicekit.errors import ServiceError
+from servicekit.headers import REQUEST_ID_HEADER
 
 
-class PredictorUnavailable(Exception):
+class ForwardError(ServiceError):
+    """The predictor pool gave no prediction for an input.
+
+    The input is recorded all the same, with this outcome; then the client gets this
+    status and "<summary>: <reason>." as the message. Subclasses set all three.
+    """
+
+    outcome: str
+    summary: str
+
+    def __init__(self, reason):
+        super().__init__(f"{self.summary}: {reason}.")
+
+
+class PredictorUnavailable(ForwardError):
     """No predictor answered: connection refused or reset, timeout, or a 5xx."""
 
+    status = 503
+    outcome = "predictor_unavailable"
+    summary = "Predictor is unavailable"
 
-class PredictorBadResponse(Exception):
+
+class PredictorBadResponse(ForwardError):
     """A predictor answered, but not with a prediction (a 4xx, or a body that is not JSON)."""
+
+    status = 502
+    outcome = "predictor_error"
+    summary = "Predictor gave a bad response"
+
+
+def get_predictor_client():
+    """Return the current app's PredictorClient, which create_app made."""
+    return current_app.extensions["predictor"]
 
 
 class OpenedAt(pybreaker.CircuitBreakerListener):
@@ -68,11 +97,11 @@ class PredictorClient:
         return self.breaker.current_state
 
     def predict(self, text, request_id):
-        """Return the predictor's JSON answer for one text."""
+        """Return the predictor's JSON answer for one text; raise a ForwardError if none."""
         trial = self._admit()
         try:
             answer = self._post(text, request_id)
-        except (PredictorUnavailable, PredictorBadResponse) as exc:
+        except ForwardError as exc:
             self._record(exc, trial)
             raise
         self._record(None, trial)
@@ -114,7 +143,7 @@ class PredictorClient:
                 self._trial_out = False
             try:
                 self.breaker.call(replay)
-            except (PredictorUnavailable, PredictorBadResponse, pybreaker.CircuitBreakerError):
+            except (ForwardError, pybreaker.CircuitBreakerError):
                 pass  # the call's own outcome is what predict() reports
 
     def _post(self, text, request_id):

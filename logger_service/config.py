@@ -2,8 +2,10 @@
 
 import os
 
+from servicekit.config import ApiConfig
 
-class Config:
+
+class Config(ApiConfig):
     # Defaults to the app's instance folder when empty.
     DB_PATH = os.environ.get("LOGGER_DB_PATH", "")
     # FULL: a row is on disk before /process answers, even across a power cut.
@@ -26,14 +28,6 @@ class Config:
     )
     # Keep-alive connections kept per worker; match the worker's thread count.
     PREDICTOR_POOL_SIZE = int(os.environ.get("LOGGER_PREDICTOR_POOL_SIZE", "16"))
-    MAX_CONTENT_LENGTH = 1024 * 1024
 
     API_TITLE = "Logger service"
     API_VERSION = "1.0.0"
-    OPENAPI_VERSION = "3.0.3"
-    OPENAPI_URL_PREFIX = "/"
-    OPENAPI_JSON_PATH = "openapi.json"
-    OPENAPI_SWAGGER_UI_PATH = "docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
-    OPENAPI_REDOC_PATH = "redoc"
-    OPENAPI_REDOC_URL = "https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js"

@@ -72,16 +72,6 @@ class LogsPageSchema(ma.Schema):
     )
 
 
-class HealthSchema(ma.Schema):
-    status = fields.String(metadata={"example": "ok"})
-
-
 class ReadySchema(ma.Schema):
     status = fields.String(metadata={"example": "ready"})
     checks = fields.Dict(keys=fields.String(), values=fields.String())
-
-
-class ServiceInfoSchema(ma.Schema):
-    service = fields.String()
-    version = fields.String()
-    routes = fields.List(fields.String())

@@ -6,10 +6,17 @@ timeout makes concurrent workers queue for the write lock instead of failing.
 """
 
 import json
+import logging
 import os
 import sqlite3
 import threading
 from datetime import UTC, datetime
+
+from flask import current_app
+
+from servicekit.errors import ServiceError
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -30,6 +37,20 @@ CREATE TABLE IF NOT EXISTS readiness_probe (
 """
 COLUMNS = "id, request_id, created_at, data, forward_to_model, outcome, prediction, latency_ms"
 SYNCHRONOUS_MODES = {"OFF", "NORMAL", "FULL", "EXTRA"}
+
+
+class StorageUnavailable(ServiceError):
+    """The database cannot take a write or answer a read now: locked, full or read-only."""
+
+    status = 503
+
+    def __init__(self, action):
+        super().__init__(f"Could not {action}: storage is unavailable.")
+
+
+def get_store():
+    """Return the current app's LogStore, which create_app made."""
+    return current_app.extensions["store"]
 
 
 def utc_now():
@@ -75,24 +96,33 @@ class LogStore:
         self._schema_created = True
 
     def record(self, request_id, data, forward_to_model, outcome, prediction, latency_ms):
-        """Insert one request's row and return its id once it is committed."""
-        cursor = self.connect().execute(
-            "INSERT INTO records (request_id, created_at, data, forward_to_model,"
-            " outcome, prediction, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                request_id,
-                utc_now(),
-                data,
-                int(forward_to_model),
-                outcome,
-                None if prediction is None else json.dumps(prediction),
-                latency_ms,
-            ),
-        )
+        """Insert one request's row and return its id once it is committed.
+
+        Raise StorageUnavailable when it cannot be committed: nothing unstored is
+        acknowledged.
+        """
+        try:
+            cursor = self.connect().execute(
+                "INSERT INTO records (request_id, created_at, data, forward_to_model,"
+                " outcome, prediction, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    request_id,
+                    utc_now(),
+                    data,
+                    int(forward_to_model),
+                    outcome,
+                    None if prediction is None else json.dumps(prediction),
+                    latency_ms,
+                ),
+            )
+        except sqlite3.Error as exc:
+            log.exception("could not record request %s", request_id)
+            raise StorageUnavailable("record the input") from exc
         return cursor.lastrowid
 
     def page(self, limit, before_id=None):
-        """Return up to limit rows, newest first, with ids below before_id when given."""
+        """Return up to limit rows, newest first, with ids below before_id when given;
+        raise StorageUnavailable when they cannot be read."""
         query = f"SELECT {COLUMNS} FROM records"
         params = []
         if before_id is not None:
@@ -100,7 +130,11 @@ class LogStore:
             params.append(before_id)
         query += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
-        return [self._row_to_dict(row) for row in self.connect().execute(query, params)]
+        try:
+            return [self._row_to_dict(row) for row in self.connect().execute(query, params)]
+        except sqlite3.Error as exc:
+            log.exception("could not read the records")
+            raise StorageUnavailable("read the records") from exc
 
     def check_writable(self, min_free_bytes=0):
         """Raise sqlite3.Error unless a write can be committed now, with room for more."""

@@ -20,10 +20,12 @@
 # replica, and max_fails keeps the others away from it.
 #
 # Run from /docker-entrypoint.d/ before Nginx starts: it writes the first list, then
-# leaves the watch loop running in the background.
+# leaves the watch loop running in the background. With --print it prints the list once.
 set -eu
 
 conf=/etc/nginx/conf.d/00-upstreams.conf
+# The one upstream template, shared with `python -m gateway` (local runs).
+template=${GATEWAY_NGINX_DIR:-/etc/nginx}/upstreams.conf.template
 interval=${GATEWAY_DNS_INTERVAL:-2}
 grace=${GATEWAY_DNS_GRACE:-6}
 seen=${TMPDIR:-/tmp}/upstreams-from-dns
@@ -43,30 +45,32 @@ addresses() {  # name host: the addresses in the DNS, and those gone for under t
     cut -d ' ' -f 1 "$seen/$1"
 }
 
-upstream() {  # name host port keepalive
-    echo "upstream $1 {"
-    # Fewest requests in flight first, counted in shared memory across Nginx's workers,
-    # as in gateway/upstreams.conf.template (for the one logger it changes nothing).
-    echo "    least_conn;"
-    echo "    zone $1 64k;"
+servers() {  # name host port: the service's servers, comma-separated
     addresses=$(addresses "$1" "$2")
     if [ -z "$addresses" ]; then
         # No replica yet: an upstream needs a server, and a down one gives a JSON 503.
-        echo "    server 127.0.0.1:$3 down;"
+        echo "127.0.0.1:$3 down"
+        return
     fi
-    for address in $addresses; do
-        echo "    server $address:$3 max_fails=1 fail_timeout=5s;"
-    done
-    echo "    keepalive $4;"
-    echo "    # Shorter than gunicorn's keep-alive (75 s): Nginx closes idle connections first."
-    echo "    keepalive_timeout 60s;"
-    echo "}"
+    echo "$addresses" | sed "s/\$/:$3/" | paste -sd, -
 }
 
-render() {
+render() {  # upstreams.conf.template, each server line repeated once per server
     echo "# Written by upstreams-from-dns.sh from Docker's DNS; rewritten when replicas change."
-    upstream logger "${LOGGER_HOST:-logger}" "${LOGGER_PORT:-8000}" 32
-    upstream predictors "${PREDICTOR_HOST:-predictor}" "${PREDICTOR_PORT:-8001}" 64
+    awk -v LOGGER_SERVER="$(servers logger "${LOGGER_HOST:-logger}" "${LOGGER_PORT:-8000}")" \
+        -v PREDICTOR_SERVER="$(servers predictors "${PREDICTOR_HOST:-predictor}" \
+            "${PREDICTOR_PORT:-8001}")" '
+        function expand(name, servers,   count, list, i, line) {
+            count = split(servers, list, ",")
+            for (i = 1; i <= count; i++) {
+                line = $0
+                sub("[$][{]" name "[}]", list[i], line)
+                print line
+            }
+        }
+        index($0, "${LOGGER_SERVER}") { expand("LOGGER_SERVER", LOGGER_SERVER); next }
+        index($0, "${PREDICTOR_SERVER}") { expand("PREDICTOR_SERVER", PREDICTOR_SERVER); next }
+        { print }' "$template"
 }
 
 watch() {
@@ -78,11 +82,15 @@ watch() {
             if nginx -t -q; then
                 nginx -s reload
                 echo "upstreams-from-dns: Nginx reloaded with" \
-                    "$(grep 'server ' "$conf" | tr -s ' ' | tr '\n' ' ')" >&2
+                    "$(grep '^ *server ' "$conf" | tr -s ' ' | tr '\n' ' ')" >&2
             fi
         fi
     done
 }
 
+if [ "${1:-}" = --print ]; then  # print the list once, for tests and for debugging
+    render
+    exit
+fi
 render > "$conf"
 watch &

@@ -4,10 +4,11 @@ import socket
 from functools import partial
 
 from flask import Flask, request
-from werkzeug.middleware.proxy_fix import ProxyFix
+
+from servicekit.api import init_app
+from servicekit.headers import SERVED_BY_HEADER
 
 from . import routes
-from .api import Api, install_request_hooks, use_gunicorn_logging
 from .batching import MicroBatcher
 from .config import Config
 from .model import ModelHolder
@@ -21,27 +22,17 @@ def create_app(test_config=None):
     app.config.from_object(Config)
     if test_config:
         app.config.update(test_config)
-    # Keep the schemas' field order (the lab's order) instead of sorting keys.
-    app.json.sort_keys = False
-    use_gunicorn_logging()
-    # Behind the gateway: trust its X-Forwarded-* headers (one proxy hop), so that the
-    # docs under /logger/ or /predictor/ link to their own OpenAPI document.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_prefix=1)
-
-    api = Api(app)
-    install_request_hooks(app)
-    api.register_blueprint(routes.blp)
-    api.register_blueprint(routes.probes)
+    init_app(app, [routes.blp, routes.probes])
 
     batcher_factory = None
     if app.config["BATCHING"]:
         batcher_factory = partial(
             MicroBatcher,
-            max_batch_size=app.config["MAX_BATCH_SIZE"],
-            max_wait=app.config["MAX_BATCH_WAIT_MS"] / 1000,
+            max_texts=app.config["MICRO_BATCH_MAX_TEXTS"],
+            max_wait=app.config["MICRO_BATCH_MAX_WAIT_MS"] / 1000,
         )
     holder = ModelHolder(app.config["MODEL_PATH"], batcher_factory)
-    app.extensions["model"] = holder
+    app.extensions["model"] = holder  # views reach it through model.get_model_holder()
     if app.config["LOAD_MODEL_ON_START"]:
         holder.start()
 
@@ -49,7 +40,7 @@ def create_app(test_config=None):
     def add_served_by(response):
         # Lets clients and tests see which replica answered behind the gateway.
         instance = app.config["INSTANCE_ID"] or f"{HOSTNAME}:{request.environ.get('SERVER_PORT')}"
-        response.headers["X-Served-By"] = instance
+        response.headers[SERVED_BY_HEADER] = instance
         return response
 
     return app

@@ -26,9 +26,11 @@ log = logging.getLogger(__name__)
 class MicroBatcher:
     """Coalesce predict(texts) calls from many threads into fewer predict_many calls."""
 
-    def __init__(self, predict_many, max_batch_size=64, max_wait=0.002):
+    def __init__(self, predict_many, max_texts=64, max_wait=0.002):
         self.predict_many = predict_many
-        self.max_batch_size = max_batch_size
+        # The most texts in one batch, one predict_many call; a request with more is a
+        # batch of its own (it is never split).
+        self.max_texts = max_texts
         self.max_wait = max_wait
         self._start()
 
@@ -55,7 +57,7 @@ class MicroBatcher:
             carried = None
             size = len(batch[0][0])
             deadline = time.monotonic() + self.max_wait
-            while size < self.max_batch_size:
+            while size < self.max_texts:
                 # Wait while fewer requests have joined than last time, up to the
                 # deadline; after that take only what is already waiting.
                 remaining = deadline - time.monotonic() if len(batch) < expected else 0
@@ -65,7 +67,7 @@ class MicroBatcher:
                     )
                 except queue.Empty:
                     break
-                if size + len(item[0]) > self.max_batch_size:
+                if size + len(item[0]) > self.max_texts:
                     carried = item
                     break
                 batch.append(item)

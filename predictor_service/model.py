@@ -8,14 +8,11 @@ from pathlib import Path
 
 import sklearn
 import skops.io
+from flask import current_app
+
+from servicekit.errors import ServiceError
 
 log = logging.getLogger(__name__)
-
-MODEL_NAME = "pet-text-classifier"
-# Bump when the data or the pipeline changes in a way clients should notice.
-MODEL_VERSION = "1.0.0"
-ARTIFACT_DIR = Path(__file__).parent / "artifacts"
-DEFAULT_ARTIFACT = ARTIFACT_DIR / f"{MODEL_NAME}-{MODEL_VERSION}.skops"
 
 # skops instantiates only the types it trusts by default (scikit-learn's estimators,
 # numpy and scipy types, builtins) and those listed here; it refuses anything else, a
@@ -25,8 +22,18 @@ DEFAULT_ARTIFACT = ARTIFACT_DIR / f"{MODEL_NAME}-{MODEL_VERSION}.skops"
 TRUSTED_TYPES = []
 
 
-class ModelNotReady(Exception):
-    """The model is still loading, or failed to load."""
+class ModelNotReady(ServiceError):
+    """The model is still loading, or failed to load: 503 until it is ready."""
+
+    status = 503
+
+    def __init__(self, reason):
+        super().__init__(f"Model is not ready: {reason}")
+
+
+def get_model_holder():
+    """Return the current app's ModelHolder, which create_app made."""
+    return current_app.extensions["model"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,7 @@ class ModelHolder:
 
     @property
     def model(self):
+        """The loaded model; raise ModelNotReady until it has loaded and warmed up."""
         if self._model is None:
             raise ModelNotReady(self.error or "the model is still loading")
         return self._model

@@ -1,29 +1,21 @@
 """Routes of the predictor: /predict and /model, and the probes."""
 
-from flask import current_app
-from flask_smorest import abort
+from servicekit.api import Blueprint
+from servicekit.probes import probes_blueprint
 
-from .api import Blueprint
-from .model import ModelNotReady
+from .model import get_model_holder
 from .schemas import (
-    HealthSchema,
     ModelMetadataSchema,
     PredictRequestSchema,
     PredictResponseSchema,
     ReadySchema,
-    ServiceInfoSchema,
 )
 
 blp = Blueprint("predictor", __name__, description="Text classification")
-probes = Blueprint("probes", __name__, description="Liveness, readiness and discovery")
+# /health and / as in every service; /ready, below, is the predictor's own.
+probes = probes_blueprint("predictor")
 
-
-def loaded_model():
-    """Return the worker's model, or answer 503 while it is not ready."""
-    try:
-        return current_app.extensions["model"].model
-    except ModelNotReady as exc:
-        abort(503, message=f"Model is not ready: {exc}")
+# holder.model raises ModelNotReady, answered with 503, until the model has loaded.
 
 
 # Schema instances, not classes, for the arguments: given a class, webargs builds a new
@@ -33,11 +25,11 @@ def loaded_model():
 @blp.response(200, PredictResponseSchema)
 def predict(payload):
     """Classify one text ("input") or a batch of texts ("inputs") in one model call."""
-    model = loaded_model()
-    predict = current_app.extensions["model"].predict
+    holder = get_model_holder()
+    model = holder.model
     if "inputs" in payload:
-        return {"predictions": predict(payload["inputs"]), "model": model.identity}
-    [prediction] = predict([payload["input"]])
+        return {"predictions": holder.predict(payload["inputs"]), "model": model.identity}
+    [prediction] = holder.predict([payload["input"]])
     return {"prediction": prediction, "message": prediction.message, "model": model.identity}
 
 
@@ -45,31 +37,12 @@ def predict(payload):
 @blp.response(200, ModelMetadataSchema)
 def model_metadata():
     """Describe the loaded model: classes, metrics, training data and date."""
-    holder = current_app.extensions["model"]
-    return {**loaded_model().metadata, "artifact": holder.artifact_path.name}
-
-
-@probes.get("/health")
-@probes.response(200, HealthSchema)
-def health():
-    """Liveness: the process answers."""
-    return {"status": "ok"}
+    holder = get_model_holder()
+    return {**holder.model.metadata, "artifact": holder.artifact_path.name}
 
 
 @probes.get("/ready")
 @probes.response(200, ReadySchema)
 def ready():
     """Readiness: 200 once the model is loaded and has answered a warm-up call."""
-    return {"status": "ready", "model": loaded_model().identity}
-
-
-@probes.get("/")
-@probes.response(200, ServiceInfoSchema)
-def index():
-    """Name the service and list its routes."""
-    routes = {rule.rule for rule in current_app.url_map.iter_rules()}
-    return {
-        "service": "predictor",
-        "version": current_app.config["API_VERSION"],
-        "routes": sorted(routes - {"/static/<path:filename>"}),
-    }
+    return {"status": "ready", "model": get_model_holder().model.identity}

@@ -4,7 +4,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 MAX_TEXT_LENGTH = 10_000
-MAX_BATCH_SIZE = 256
+MAX_INPUTS_PER_REQUEST = 256
 
 
 def text_field(**kwargs):
@@ -17,8 +17,10 @@ class PredictRequestSchema(ma.Schema):
     )
     inputs = fields.List(
         text_field(),
-        validate=validate.Length(min=1, max=MAX_BATCH_SIZE),
-        metadata={"description": f"A batch of 1 to {MAX_BATCH_SIZE} texts, instead of input."},
+        validate=validate.Length(min=1, max=MAX_INPUTS_PER_REQUEST),
+        metadata={
+            "description": f"A batch of 1 to {MAX_INPUTS_PER_REQUEST} texts, instead of input."
+        },
     )
 
     @ma.validates_schema
@@ -59,16 +61,6 @@ class ModelMetadataSchema(ma.Schema):
     artifact = fields.String()
 
 
-class HealthSchema(ma.Schema):
-    status = fields.String(metadata={"example": "ok"})
-
-
 class ReadySchema(ma.Schema):
     status = fields.String(metadata={"example": "ready"})
     model = fields.Nested(ModelIdentitySchema)
-
-
-class ServiceInfoSchema(ma.Schema):
-    service = fields.String()
-    version = fields.String()
-    routes = fields.List(fields.String())

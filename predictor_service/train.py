@@ -19,7 +19,8 @@ from sklearn.metrics import accuracy_score, classification_report, f1_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from .model import DEFAULT_ARTIFACT, MODEL_NAME, MODEL_VERSION, metadata_path
+from .config import DEFAULT_ARTIFACT, MODEL_NAME, MODEL_VERSION
+from .model import metadata_path
 
 DEFAULT_DATA = Path(__file__).parent / "data" / "pets.csv"
 SEED = 42

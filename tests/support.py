@@ -1,10 +1,13 @@
-"""Helpers for tests that run the services for real: free ports and gunicorn servers."""
+"""Helpers for tests that run the services for real: gunicorn servers and whole stacks.
+
+The stack itself is run by the project's own runner (gateway.runner); what is here is
+only what tests read of it.
+"""
 
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -13,34 +16,12 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+from gateway.layout import ROOT, Layout
+from gateway.ports import free_port, free_port_range, port_is_free
+from gateway.runner import LocalStack, answers_ok, wait_for_output
 
-
-def free_port():
-    """Return a loopback TCP port that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def free_port_range(count):
-    """Return the first of count consecutive free loopback ports."""
-    for _ in range(50):
-        first = free_port()
-        if first + count < 65536 and all(port_is_free(first + n) for n in range(count)):
-            return first
-    raise RuntimeError(f"no {count} consecutive free ports")
-
-
-def port_is_free(port):
-    """Tell whether a server could listen on port (connections in TIME_WAIT do not count)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+__all__ = ["ROOT", "answers_ok", "free_port", "free_port_range", "port_is_free",
+           "wait_for_output"]
 
 
 class GunicornServer:
@@ -150,66 +131,11 @@ def assert_error(response, status, message_part=None):
     return body
 
 
-class LocalStack:
+class StackUnderTest(LocalStack):
     """The whole stack, as `python -m gateway up` runs it, on free loopback ports."""
 
-    def __init__(self, run_dir, predictors=3, env=None, predictor_workers=1, extra_args=()):
-        self.run_dir = Path(run_dir)
-        self.extra_args = list(extra_args)
-        self.predictors = predictors
-        self.predictor_workers = predictor_workers
-        self.port = free_port()
-        self.logger_port = free_port()
-        base = free_port_range(predictors)
-        self.predictor_ports = list(range(base, base + predictors))
-        self.url = f"http://127.0.0.1:{self.port}"
-        database = str(self.run_dir / "logger.sqlite3")
-        self.env = {**os.environ, "LOGGER_DB_PATH": database, **(env or {})}
-        self.output_path = self.run_dir / "gateway-up.log"
-        self.process = None
-
-    def command(self):
-        return [
-            sys.executable, "-m", "gateway", "up",
-            "--predictors", str(self.predictors),
-            "--port", str(self.port),
-            "--logger-port", str(self.logger_port),
-            "--predictor-base-port", str(self.predictor_ports[0]),
-            "--predictor-workers", str(self.predictor_workers),
-            "--run-dir", str(self.run_dir),
-            *self.extra_args,
-        ]
-
-    def start(self, timeout=120):
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.output_path, "wb") as output:
-            self.process = subprocess.Popen(
-                self.command(), cwd=ROOT, env=self.env, stdout=output,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        try:
-            wait_for_output(self.process, self.output_path, "Stack ready.", timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self, timeout=60):
-        """Stop as Ctrl-C would; return the exit status."""
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        return self.process.returncode
-
-    def output(self):
-        return self.output_path.read_text(errors="replace")
-
-    def log(self, program):
-        return (self.run_dir / "logs" / f"{program}.log").read_text(errors="replace")
+    def __init__(self, run_dir, env=None, **settings):
+        super().__init__(Layout.on_free_ports(run_dir, **settings), env)
 
     def access_log(self, request_id_prefix, count):
         """The gateway's access-log entries of the count requests whose id has this prefix."""
@@ -222,17 +148,6 @@ class LocalStack:
         wait_until(lambda: len(entries()) >= count, what=f"{count} {request_id_prefix}* log lines")
         return entries()
 
-    def supervisorctl(self, *args):
-        return subprocess.run(
-            [sys.executable, "-m", "supervisor.supervisorctl",
-             "-c", str(self.run_dir / "supervisord.conf"), *args],
-            capture_output=True, text=True, timeout=60,
-        )
-
-    def replica_pid(self, port):
-        """The pid of one replica's gunicorn master (a process group leader)."""
-        return int(self.supervisorctl("pid", f"predictor:predictor-{port}").stdout.strip())
-
     def wait_until_serving(self, http, port=None, timeout=60):
         """Wait until the gateway answers /predict, from the replica on port if given.
 
@@ -240,7 +155,7 @@ class LocalStack:
         replica that answers /ready may still wait a moment for traffic.
         """
         deadline = time.monotonic() + timeout
-        while port and not answers_200(f"http://127.0.0.1:{port}/ready"):
+        while port and not answers_ok(f"http://127.0.0.1:{port}/ready"):
             assert time.monotonic() < deadline, f"replica {port} is not ready again"
             time.sleep(0.2)
         while time.monotonic() < deadline:
@@ -250,45 +165,10 @@ class LocalStack:
             time.sleep(0.05)
         raise AssertionError(f"the gateway does not serve /predict from {port or 'any replica'}")
 
-    def wait_ready(self, timeout=60):
-        urls = [f"http://127.0.0.1:{port}/ready" for port in self.predictor_ports]
-        urls += [f"http://127.0.0.1:{self.logger_port}/ready", f"{self.url}/health"]
-        deadline = time.monotonic() + timeout
-        while urls and time.monotonic() < deadline:
-            urls = [url for url in urls if not answers_200(url)]
-            time.sleep(0.1)
-        assert not urls, f"not ready: {urls}"
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info):
-        self.stop()
-
 
 def served_by_port(response):
     """The port of the predictor replica that answered, from its X-Served-By header."""
     return int(response.headers["X-Served-By"].rsplit(":", 1)[1])
-
-
-def answers_200(url):
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
-
-
-def wait_for_output(process, path, text, timeout):
-    """Wait until a process has written text to its output file; fail if it exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        output = Path(path).read_text(errors="replace")
-        if text in output:
-            return
-        if process.poll() is not None:
-            raise RuntimeError(f"exited with {process.returncode} before {text!r}:\n{output}")
-        time.sleep(0.1)
-    raise RuntimeError(f"no {text!r} after {timeout}s:\n{Path(path).read_text(errors='replace')}")
 
 
 # A ```bash block with a curl command, followed at once by a ```json block: its answer.

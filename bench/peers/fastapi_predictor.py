@@ -18,7 +18,8 @@ import skops.io
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from predictor_service.model import DEFAULT_ARTIFACT, TRUSTED_TYPES
+from predictor_service.config import DEFAULT_ARTIFACT
+from predictor_service.model import TRUSTED_TYPES
 
 
 class PredictRequest(BaseModel):

@@ -53,8 +53,11 @@ class Compose:
         self.project = f"mlgw-test-{uuid.uuid4().hex[:8]}"
         self.gateway_port = free_port()
         predictor_ports = free_port_range(10)
+        # The gateway's other settings are left to their defaults: not taken from this shell.
+        host = {name: value for name, value in os.environ.items()
+                if name not in ("GATEWAY_RATE_LIMIT", "GATEWAY_RATE_BURST")}
         self.env = {
-            **os.environ,
+            **host,
             "GATEWAY_PUBLISH_PORT": str(self.gateway_port),
             "LOGGER_DEBUG_PORT": str(free_port()),
             "PREDICTOR_DEBUG_PORTS": f"{predictor_ports}-{predictor_ports + 9}",

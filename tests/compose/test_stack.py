@@ -1,14 +1,26 @@
 """`docker-compose up --scale predictor=3`, for real, through the published gateway port."""
 
+import json
 import re
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
+from gateway import render
+from gateway.layout import Layout
 from tests.compose.conftest import inspect
-from tests.support import ROOT, SteadyClient, matches, readme_examples, run_example
+from tests.support import (
+    ROOT,
+    SteadyClient,
+    matches,
+    readme_examples,
+    run_example,
+    wait_until,
+)
 
 pytestmark = pytest.mark.compose
 README_GATEWAY = "http://localhost/"
@@ -70,16 +82,18 @@ def test_gunicorn_is_pid_1_and_not_root(compose, service):
         assert "0" not in uids, uids
 
 
-# Anything of these in an image's /app came from a working copy, not from the code.
+# Anything of these in an image's /app came from a working copy, not from the code; and
+# the build reads the Dockerfile and .dockerignore, it does not copy them.
 LEFTOVERS = re.compile(
-    r"/(tests|\.venv|venv|__pycache__|\.pytest_cache|[^/]*\.egg-info)(/|$)|\.pyc$|\.sqlite3")
+    r"/(tests|\.venv|venv|__pycache__|\.pytest_cache|[^/]*\.egg-info)(/|$)|\.pyc$|\.sqlite3"
+    r"|/Dockerfile$|/\.dockerignore$")
 
 
-@pytest.mark.parametrize("service, code_file", [
-    ("logger", "/app/logger_service/routes.py"),
-    ("predictor", "/app/predictor_service/model.py"),
+@pytest.mark.parametrize("service, code_file, other_service", [
+    ("logger", "/app/logger_service/routes.py", "/app/predictor_service"),
+    ("predictor", "/app/predictor_service/model.py", "/app/logger_service"),
 ])
-def test_the_images_hold_the_code_and_no_leftovers(compose, service, code_file):
+def test_the_images_hold_the_code_and_no_leftovers(compose, service, code_file, other_service):
     image = inspect(compose("ps", "-q", service).split()[0], "{{.Image}}")
 
     # A new container of the image that never runs Python: what the build put there.
@@ -89,7 +103,68 @@ def test_the_images_hold_the_code_and_no_leftovers(compose, service, code_file):
     ).stdout.splitlines()
 
     assert code_file in listing
+    assert "/app/servicekit/gunicorn.py" in listing  # the plumbing it shares, beside it
+    assert [path for path in listing if path.startswith(other_service)] == []
     assert [path for path in listing if LEFTOVERS.search(path)] == []
+
+
+def container_ids(compose, service):
+    return compose("ps", "-q", service).split()
+
+
+@pytest.mark.parametrize("service", ["gateway", "logger", "predictor"])
+def test_each_container_runs_the_healthcheck_of_its_image(compose, service):
+    for container_id in container_ids(compose, service):
+        image = inspect(container_id, "{{.Image}}")
+        healthcheck = json.loads(inspect(container_id, "{{json .Config.Healthcheck}}"))
+
+        # The Dockerfile's HEALTHCHECK is the one stated; compose adds none of its own.
+        assert healthcheck == json.loads(inspect(image, "{{json .Config.Healthcheck}}"))
+        # No start period, and a replica still loading would count its failures.
+        assert healthcheck["StartPeriod"] > 0
+        assert inspect(container_id, "{{.State.Health.Status}}") == "healthy"
+
+
+def test_the_gateway_routes_with_the_defaults_of_local_runs_unless_the_host_sets_them(compose):
+    routing = compose("exec", "-T", "gateway", "cat", "/etc/nginx/conf.d/gateway.conf")
+
+    # The fixture's shell turns the limit off (its load would meet it) and sets no other
+    # setting: the image fills in nginx/gateway.env's defaults, as a local run does.
+    assert compose.env["GATEWAY_RATE_LIMIT_ENABLED"] == "off"
+    assert routing == render.render_gateway(Layout(port=80, rate_limit_enabled=False))
+
+
+def wait_until_healthy(container_id, timeout=120):
+    wait_until(lambda: inspect(container_id, "{{.State.Health.Status}}") == "healthy",
+               timeout=timeout, what=f"{container_id[:12]} healthy")
+
+
+def published(container_id):
+    """A container's published ports: {"8000/tcp": {(host address, host port), ...}}."""
+    ports = json.loads(inspect(container_id, "{{json .NetworkSettings.Ports}}"))
+    return {
+        port: {(binding["HostIp"], int(binding["HostPort"])) for binding in bindings or []}
+        for port, bindings in ports.items()
+    }
+
+
+def test_only_the_gateway_is_published_beyond_loopback(compose):
+    [gateway] = container_ids(compose, "gateway")
+    [logger] = container_ids(compose, "logger")
+    first, last = map(int, compose.env["PREDICTOR_DEBUG_PORTS"].split("-"))
+    logger_port = int(compose.env["LOGGER_DEBUG_PORT"])
+
+    gateway_bindings = published(gateway)["80/tcp"]
+    assert {address for address, _ in gateway_bindings} <= {"0.0.0.0", "::"}
+    assert {port for _, port in gateway_bindings} == {compose.gateway_port}
+    assert published(logger) == {"8000/tcp": {("127.0.0.1", logger_port)}}
+    assert requests.get(f"http://127.0.0.1:{logger_port}/health", timeout=10).status_code == 200
+    for predictor in compose.running_predictors():
+        [(address, port)] = published(predictor)["8001/tcp"]
+        assert address == "127.0.0.1" and first <= port <= last
+        # Each replica answers on its own debugging port.
+        answer = requests.get(f"http://127.0.0.1:{port}/health", timeout=10)
+        assert answer.headers["X-Served-By"].split(":")[0] == predictor[:12]
 
 
 def test_all_three_replicas_serve(compose, http):
@@ -97,6 +172,20 @@ def test_all_three_replicas_serve(compose, http):
 
     assert len(live) == 3
     assert served_by(http, compose.url, 30) == live
+
+
+@pytest.mark.parametrize("service", ["logger", "predictor", "gateway"])
+def test_a_container_whose_server_exits_is_started_again(compose, http, service):
+    container_id = container_ids(compose, service)[0]
+    restarts = int(inspect(container_id, "{{.RestartCount}}"))
+
+    # PID 1 ends on its own, as a crash would end it: Docker did not stop it.
+    exec_in(container_id, "sh", "-c", "kill -TERM 1")
+
+    wait_until(lambda: int(inspect(container_id, "{{.RestartCount}}")) > restarts, timeout=60,
+               what=f"a restart of {service}")
+    wait_until_healthy(container_id)
+    wait_until_served_by_exactly(compose, http, timeout=30)
 
 
 def documented_rolling_restart():
@@ -203,3 +292,19 @@ def test_scaling_up_and_down_while_running_is_followed_within_15_seconds(compose
     # gateway never updated: its upstream list must lose their addresses too (it keeps
     # a vanished address for GATEWAY_DNS_GRACE, 6 s, by design).
     wait_until_the_gateway_follows(compose, http)
+
+
+def test_the_loggers_records_outlive_its_container(compose):
+    logger_url = f"http://127.0.0.1:{compose.env['LOGGER_DEBUG_PORT']}"
+    data = f"kept across containers {uuid.uuid4().hex}"
+    before = container_ids(compose, "logger")
+    recorded = requests.post(f"{logger_url}/process", json={"data": data}, timeout=10)
+    assert recorded.status_code == 200
+
+    compose("up", "-d", "--no-deps", "--force-recreate", "logger")
+    [after] = container_ids(compose, "logger")
+    wait_until_healthy(after)
+
+    assert [after] != before  # a new container, the same volume
+    records = requests.get(f"{logger_url}/logs", params={"limit": 50}, timeout=10).json()
+    assert data in [record["data"] for record in records["records"]]

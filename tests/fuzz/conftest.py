@@ -1,6 +1,6 @@
 import pytest
 
-from tests.support import LocalStack
+from tests.support import StackUnderTest
 
 
 @pytest.fixture(scope="session")
@@ -13,7 +13,7 @@ def stack(tmp_path_factory):
     checks the limit). 2 replicas, not 3, keep the run light on 2 cores while still
     going through the pool.
     """
-    stack = LocalStack(tmp_path_factory.mktemp("fuzz-stack"), predictors=2,
-                       extra_args=["--no-rate-limit"])
+    stack = StackUnderTest(tmp_path_factory.mktemp("fuzz-stack"), predictors=2,
+                           rate_limit_enabled=False)
     with stack as running:
         yield running

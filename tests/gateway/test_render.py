@@ -1,21 +1,23 @@
-"""The configuration a local run writes, checked by Nginx itself."""
+"""The configuration a local run writes: checked by Nginx itself, and the same upstream
+lists as the gateway image's DNS watcher renders from the same template."""
 
-import configparser
+import os
 import re
 import runpy
+import stat
 import subprocess
 import sys
 
 import pytest
 
 from gateway import render
-from logger_service.config import Config as LoggerConfig
+from gateway.layout import Layout
 from tests.support import ROOT
 
 
 @pytest.fixture
 def layout(tmp_path):
-    return render.Layout(
+    return Layout(
         predictors=4, port=18080, logger_port=18000, predictor_base_port=18001, run_dir=tmp_path
     )
 
@@ -23,105 +25,6 @@ def layout(tmp_path):
 def test_nginx_is_installed():
     # Everything under tests/gateway and tests/integration needs it: say so plainly.
     assert render.find_nginx(), "Nginx is missing: run `make nginx` (or apt-get install nginx)"
-
-
-def test_upstreams_list_every_replica_with_passive_health_and_keepalive(layout):
-    upstreams = render.render_upstreams(layout)
-
-    for port in (18001, 18002, 18003, 18004):
-        assert f"server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;" in upstreams
-    assert "server 127.0.0.1:18005" not in upstreams
-    assert "server 127.0.0.1:18000;" in upstreams
-    assert upstreams.count("keepalive_timeout 60s;") == 2
-
-
-def test_gateway_routing_file_is_the_shared_template_with_the_port_filled_in(layout):
-    gateway = render.render_gateway(layout)
-
-    assert "listen 18080 default_server;" in gateway
-    assert "${" not in gateway
-    template = (ROOT / "nginx" / "gateway.conf.template").read_text()
-    filled_in = (
-        template.replace("${GATEWAY_PORT}", "18080")
-        .replace("${GATEWAY_RATE_LIMIT}", "100r/s")
-        .replace("${GATEWAY_RATE_BURST}", "200")
-        .replace("${GATEWAY_RATE_LIMIT_ENABLED}", "on")
-    )
-    assert gateway == filled_in
-
-
-def block(config, opening):
-    """The text of one block of an Nginx configuration, from its opening line to its brace."""
-    start = config.index(f"{opening} {{")
-    indent = start - (config.rfind("\n", 0, start) + 1)
-    return config[start:config.index("\n" + " " * indent + "}", start)]
-
-
-def seconds(directive, text):
-    """The value in seconds of a directive set once in text."""
-    [value] = re.findall(rf"^\s*{directive} (\d+)s;", text, re.MULTILINE)
-    return int(value)
-
-
-def test_predictions_are_retried_on_another_replica_but_process_never(layout):
-    gateway = render.render_gateway(layout)
-
-    assert "proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;" in (
-        block(gateway, "location = /predict")
-    )
-    assert "proxy_next_upstream off;" in block(gateway, "location = /process")
-
-
-def test_every_route_to_a_service_is_rate_limited(layout):
-    gateway = render.render_gateway(layout)
-    locations = re.findall(r"^    location ([^{]+) \{", gateway, re.MULTILINE)
-
-    proxied = [where for where in locations if "proxy_pass" in block(gateway, f"location {where}")]
-    assert set(proxied) == {"= /predict", "= /process", "= /logs", "/logger/", "/predictor/"}
-    for where in proxied:
-        assert "limit_req zone=per_client" in block(gateway, f"location {where}"), where
-
-
-def test_upstream_state_is_shared_by_every_nginx_worker(layout):
-    upstreams = render.render_upstreams(layout)
-    dns_script = (ROOT / "nginx" / "upstreams-from-dns.sh").read_text()
-
-    assert "zone logger 64k;" in block(upstreams, "upstream logger")
-    assert "zone predictors 64k;" in block(upstreams, "upstream predictors")
-    assert 'echo "    zone $1 64k;"' in dns_script
-
-
-@pytest.mark.parametrize("service", ["logger_service", "predictor_service"])
-def test_gunicorn_keeps_idle_connections_open_longer_than_the_gateway(layout, service):
-    # Nginx must be the side that closes an idle upstream connection: if gunicorn did,
-    # Nginx could reuse one at the instant gunicorn closes it.
-    gunicorn = runpy.run_path(str(ROOT / service / "gunicorn.conf.py"))
-    upstreams = render.render_upstreams(layout)
-    dns_script = (ROOT / "nginx" / "upstreams-from-dns.sh").read_text()
-
-    for name in ("logger", "predictors"):
-        upstream = block(upstreams, f"upstream {name}")
-        assert gunicorn["keepalive"] > seconds("keepalive_timeout", upstream)
-    assert gunicorn["keepalive"] > seconds('echo "    keepalive_timeout', dns_script)
-
-
-def test_the_logger_gives_up_on_the_pool_before_the_gateway_gives_up_on_the_logger(layout):
-    gateway = render.render_gateway(layout)
-    # /process sets no timeout of its own: the server's applies.
-    server_wide = block(gateway, "server").split("\n    location", 1)[0]
-    # A forwarded prediction, its one resend included, takes at most connect + read.
-    logger_budget = LoggerConfig.PREDICTOR_CONNECT_TIMEOUT + LoggerConfig.PREDICTOR_READ_TIMEOUT
-
-    assert "proxy_read_timeout" not in block(gateway, "location = /process")
-    assert logger_budget < seconds("proxy_read_timeout", server_wide)
-
-
-def test_every_template_variable_is_set_in_the_gateway_image():
-    template = (ROOT / "nginx" / "gateway.conf.template").read_text()
-    dockerfile = (ROOT / "nginx" / "Dockerfile").read_text()
-
-    for name in set(re.findall(r"\$\{(\w+)\}", template)):
-        assert f"{name}=" in dockerfile, name
 
 
 def test_rendered_configuration_passes_nginx_own_check(layout):
@@ -138,25 +41,119 @@ def test_rendered_configuration_passes_nginx_own_check(layout):
     assert "test is successful" in result.stderr
 
 
-def test_supervisord_runs_one_gunicorn_per_replica_numbered_by_port(layout):
-    render.write_all(layout, "/usr/sbin/nginx")
-    config = configparser.RawConfigParser()
-    config.read(layout.supervisord_conf)
-
-    predictor = config["program:predictor"]
-    assert predictor["numprocs"] == "4"
-    assert predictor["numprocs_start"] == "18001"
-    assert 'PREDICTOR_BIND="127.0.0.1:%(process_num)d"' in predictor["environment"]
-    assert predictor["autorestart"] == "true"
-    assert 'LOGGER_PREDICTOR_URL="http://127.0.0.1:18080/predict"' in (
-        config["program:logger"]["environment"]
+def dns_watcher_upstreams(tmp_path, hosts):
+    """What nginx/upstreams-from-dns.sh --print renders, with a stand-in for getent that
+    answers as Docker's DNS would for hosts ({name: [address, ...]})."""
+    bin_dir = tmp_path / "bin"
+    (bin_dir / "hosts").mkdir(parents=True)
+    for name, addresses in hosts.items():
+        (bin_dir / "hosts" / name).write_text("".join(f"{a} STREAM {name}\n" for a in addresses))
+    getent = bin_dir / "getent"  # `getent ahostsv4 NAME`; nothing for an unknown NAME
+    getent.write_text(f'#!/bin/sh\ncat "{bin_dir}/hosts/$2" 2>/dev/null || true\n')
+    getent.chmod(getent.stat().st_mode | stat.S_IXUSR)
+    result = subprocess.run(
+        ["sh", str(ROOT / "nginx" / "upstreams-from-dns.sh"), "--print"],
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "TMPDIR": str(tmp_path),
+             "GATEWAY_NGINX_DIR": str(ROOT / "nginx")},
+        capture_output=True, text=True, check=True,
     )
-    assert config["program:nginx"]["stopsignal"] == "QUIT"
-    # Start order: predictors, logger, then the gateway in front of them.
-    priorities = [
-        int(config[f"program:{name}"]["priority"]) for name in ("predictor", "logger", "nginx")
+    return result.stdout
+
+
+def without_comments(config):
+    lines = (line.strip() for line in config.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def test_the_local_runner_and_the_dns_watcher_render_the_same_upstream_lists(tmp_path):
+    # Docker's replicas listen on the services' fixed ports at their own addresses; here
+    # the same servers are given to the local renderer as its loopback ports would be.
+    in_docker = dns_watcher_upstreams(
+        tmp_path, {"logger": ["10.0.0.2"], "predictor": ["10.0.0.3", "10.0.0.4", "10.0.0.5"]}
+    )
+    local = render.render_upstreams(Layout(predictors=3, logger_port=8000,
+                                           predictor_base_port=8001))
+
+    servers = ["10.0.0.2:8000", "10.0.0.3:8001", "10.0.0.4:8001", "10.0.0.5:8001"]
+    loopback = ["127.0.0.1:8000", "127.0.0.1:8001", "127.0.0.1:8002", "127.0.0.1:8003"]
+    for server, port in zip(servers, loopback, strict=True):
+        local = local.replace(f" {port} ", f" {server} ")
+    assert without_comments(in_docker) == without_comments(local)
+    assert len(re.findall(r"^\s*server 10\.0\.0\.\d:8001 ", in_docker, re.MULTILINE)) == 3
+
+
+def test_with_no_replica_in_the_dns_the_pool_is_one_down_server(tmp_path):
+    upstreams = dns_watcher_upstreams(tmp_path, {"logger": ["10.0.0.2"]})
+
+    [predictors] = re.findall(r"upstream predictors \{(.*?)\}", upstreams, re.DOTALL)
+    assert re.findall(r"^\s*server (.*);", predictors, re.MULTILINE) == [
+        "127.0.0.1:8001 down max_fails=1 fail_timeout=5s"
     ]
-    assert priorities == sorted(priorities)
+
+
+def image_routing(**environment):
+    """The routing file that the gateway image's render-gateway.sh writes."""
+    settings = {name: value for name, value in os.environ.items()
+                if not name.startswith("GATEWAY_")}
+    result = subprocess.run(
+        ["sh", str(ROOT / "nginx" / "render-gateway.sh"), "--print"],
+        env={**settings, "GATEWAY_NGINX_DIR": str(ROOT / "nginx"), **environment},
+        capture_output=True, text=True, check=True,
+    )
+    return result.stdout
+
+
+def test_the_image_fills_in_the_routing_with_the_defaults_of_local_runs():
+    assert image_routing(GATEWAY_PORT="80") == render.render_gateway(Layout(port=80))
+
+
+def test_the_environment_overrides_each_default_in_the_image():
+    overridden = Layout(port=81, rate_limit="7r/s", rate_burst=9, rate_limit_enabled=False)
+
+    assert image_routing(GATEWAY_PORT="81", GATEWAY_RATE_LIMIT="7r/s", GATEWAY_RATE_BURST="9",
+                         GATEWAY_RATE_LIMIT_ENABLED="off") == render.render_gateway(overridden)
+
+
+def block(config, opening):
+    """The text of one block of an Nginx configuration, from its opening line to its brace."""
+    start = config.index(f"{opening} {{")
+    indent = start - (config.rfind("\n", 0, start) + 1)
+    return config[start:config.index("\n" + " " * indent + "}", start)]
+
+
+def seconds(directive, text):
+    """The value in seconds of a directive set once in text."""
+    [value] = re.findall(rf"^\s*{directive} (\d+)s;", text, re.MULTILINE)
+    return int(value)
+
+
+# The three checks below read configuration text, because no test can observe what they
+# guard: a single logger leaves /process no second server to be retried on; which Nginx
+# worker accepts a connection is the kernel's choice, so no sequence of requests shows
+# whether the workers share the upstream state; and Nginx closes an idle upstream
+# connection only after 60 s.
+
+def test_process_is_never_retried_on_another_logger(layout):
+    assert "proxy_next_upstream off;" in block(render.render_gateway(layout), "location = /process")
+
+
+def test_upstream_state_is_shared_by_every_nginx_worker(layout):
+    upstreams = render.render_upstreams(layout)
+
+    assert "zone logger 64k;" in block(upstreams, "upstream logger")
+    assert "zone predictors 64k;" in block(upstreams, "upstream predictors")
+
+
+@pytest.mark.parametrize("service", ["logger_service", "predictor_service"])
+def test_gunicorn_keeps_idle_connections_open_longer_than_the_gateway(layout, service):
+    # Nginx must be the side that closes an idle upstream connection: if gunicorn did,
+    # Nginx could reuse one at the instant gunicorn closes it.
+    gunicorn = runpy.run_path(str(ROOT / service / "gunicorn.conf.py"))
+    upstreams = render.render_upstreams(layout)
+
+    for name in ("logger", "predictors"):
+        assert gunicorn["keepalive"] > seconds("keepalive_timeout", block(upstreams,
+                                                                         f"upstream {name}"))
 
 
 def test_config_command_prints_the_rendered_configuration():
@@ -165,7 +162,8 @@ def test_config_command_prints_the_rendered_configuration():
         cwd=ROOT, capture_output=True, text=True, check=True,
     )
 
-    assert result.stdout.count("max_fails=1 fail_timeout=5s;") == 5
-    assert "server 127.0.0.1:8005 max_fails=1" in result.stdout
-    assert "listen 8080 default_server;" in result.stdout
-    assert "location = /predict" in result.stdout
+    assert result.stdout == "\n".join([
+        render.render_nginx_main(Layout(predictors=5)),
+        render.render_upstreams(Layout(predictors=5)),
+        render.render_gateway(Layout(predictors=5)) + "\n",
+    ])

@@ -1,7 +1,7 @@
 import pytest
 import requests
 
-from tests.support import LocalStack
+from tests.support import StackUnderTest
 
 
 @pytest.fixture(scope="session")
@@ -10,8 +10,8 @@ def stack(tmp_path_factory):
 
     Without the rate limit: these tests drive load (test_rate_limit.py checks the limit).
     """
-    stack = LocalStack(tmp_path_factory.mktemp("stack"), predictors=3,
-                       extra_args=["--no-rate-limit"])
+    stack = StackUnderTest(tmp_path_factory.mktemp("stack"), predictors=3,
+                           rate_limit_enabled=False)
     with stack as running:
         yield running
 

@@ -1,12 +1,9 @@
-"""What Nginx itself does: upstream keep-alive, its own errors, its log, and stopping."""
+"""What Nginx itself does: upstream keep-alive, its own errors and its log."""
 
 import json
 import os
 import signal
 import socket
-import subprocess
-
-from tests.support import ROOT, LocalStack, port_is_free, wait_until
 
 TCP_STATES = {"01": "ESTABLISHED", "06": "TIME_WAIT"}
 
@@ -69,7 +66,10 @@ def test_pool_that_hangs_gives_504_json_within_the_bounded_retries(stack, http):
     assert ports <= set(stack.predictor_ports)
     assert set(entry["upstream_status"].split(", ")) == {"504"}
     stack.wait_ready()
-    stack.wait_until_serving(http)
+    # Each replica that timed out is out of rotation for fail_timeout: wait for them all,
+    # so that the next test finds the whole pool serving.
+    for port in stack.predictor_ports:
+        stack.wait_until_serving(http, port)
 
 
 def test_server_header_hides_the_version(stack, http):
@@ -84,38 +84,3 @@ def test_access_log_is_json_with_request_id_upstream_and_timings(stack, http):
     assert entry["status"] == 200
     assert entry["upstream_addr"].rsplit(":", 1)[1] in map(str, stack.predictor_ports)
     assert float(entry["request_time"]) >= 0 and float(entry["upstream_response_time"]) >= 0
-
-
-def test_sigterm_stops_the_stack_and_leaves_no_process(tmp_path):
-    stack = LocalStack(tmp_path, predictors=1).start()
-    supervisord_pid = int((tmp_path / "supervisord.pid").read_text())
-
-    stack.process.send_signal(signal.SIGTERM)
-
-    assert stack.process.wait(timeout=60) == 0
-    assert "Stack stopped." in stack.output()
-    ports = [stack.port, stack.logger_port, *stack.predictor_ports]
-    assert all(port_is_free(port) for port in ports)
-    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
-    assert leftovers.stdout == ""
-    assert not os.path.exists(f"/proc/{supervisord_pid}")
-
-
-def test_ctrl_c_while_starting_stops_everything_without_an_error(tmp_path):
-    stack = LocalStack(tmp_path, predictors=1)
-    stack.run_dir.mkdir(parents=True, exist_ok=True)
-    with open(stack.output_path, "wb") as output:
-        stack.process = subprocess.Popen(stack.command(), cwd=ROOT, env=stack.env, stdout=output,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-    # The replica's gunicorn has started and is still loading the model.
-    replica_log = tmp_path / "logs" / f"predictor-{stack.predictor_ports[0]}.log"
-    wait_until(lambda: replica_log.exists() and "Booting worker" in replica_log.read_text(),
-               what="the replica booting")
-
-    stack.process.send_signal(signal.SIGINT)
-
-    assert stack.process.wait(timeout=60) == 0
-    assert "Stack ready." not in stack.output()  # it was stopped while starting
-    assert "Stack stopped." in stack.output() and "error" not in stack.output()
-    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
-    assert leftovers.stdout == ""

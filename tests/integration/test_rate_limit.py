@@ -8,13 +8,13 @@ from http.client import HTTPConnection
 import pytest
 import requests
 
-from tests.support import LocalStack
+from tests.support import StackUnderTest
 
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory):
-    stack = LocalStack(tmp_path_factory.mktemp("limited"), predictors=1,
-                       extra_args=["--rate-limit", "1r/s", "--rate-burst", "5"])
+    stack = StackUnderTest(tmp_path_factory.mktemp("limited"), predictors=1,
+                           rate_limit="1r/s", rate_burst=5)
     with stack as running:
         yield running
 

@@ -1,6 +1,7 @@
 import pytest
 
 from logger_service import create_app
+from logger_service.store import get_store
 from tests.support import free_port
 
 
@@ -33,6 +34,13 @@ def forwarding_app(make_app, predictor_server):
 
 
 @pytest.fixture
-def records(app):
+def store(app):
+    """The app's LogStore, as its views get it."""
+    with app.app_context():
+        return get_store()
+
+
+@pytest.fixture
+def records(store):
     """Read back what the app recorded, newest first."""
-    return lambda: app.extensions["store"].page(limit=500)
+    return lambda: store.page(limit=500)

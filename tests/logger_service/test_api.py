@@ -3,6 +3,7 @@
 import os
 
 from logger_service import create_app
+from logger_service.client import get_predictor_client
 from tests.support import assert_error
 
 
@@ -12,7 +13,8 @@ def test_config_comes_from_the_factory_argument(tmp_path):
     app = create_app({"TESTING": True, "DB_PATH": db_path, "PREDICTOR_URL": "http://h/p"})
 
     assert app.testing
-    assert app.extensions["predictor"].url == "http://h/p"
+    with app.app_context():
+        assert get_predictor_client().url == "http://h/p"
     assert os.path.exists(db_path)
 
 

@@ -10,6 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from logger_service.client import get_predictor_client
+from logger_service.store import get_store
 from tests.support import assert_error, free_port
 
 
@@ -54,7 +56,8 @@ def stand_in(make_app):
 
 def forward(app):
     response = app.test_client().post("/process", json={"data": "hello", "forward_to_model": True})
-    [record] = app.extensions["store"].page(limit=10)
+    with app.app_context():
+        [record] = get_store().page(limit=10)
     assert record["data"] == "hello"
     return response, record
 
@@ -131,7 +134,8 @@ def test_breaker_opens_after_consecutive_failures_and_answers_at_once(make_app):
         assert_error(response, 503, "circuit open after 3 failures in a row")
     assert client.get("/ready").get_json()["checks"]["predictor_circuit"] == "open"
     # Every input was still recorded, with its outcome.
-    records = app.extensions["store"].page(limit=50)
+    with app.app_context():
+        records = get_store().page(limit=50)
     assert len(records) == 20
     assert {r["outcome"] for r in records} == {"predictor_unavailable"}
 
@@ -151,7 +155,8 @@ def test_breaker_tries_again_after_the_cool_down_and_closes_on_success(
     assert client.get("/ready").get_json()["checks"]["predictor_circuit"] == "open"
 
     # The predictor comes back; after the cool-down one trial call closes the circuit.
-    monkeypatch.setattr(app.extensions["predictor"], "url", f"{predictor_server.url}/predict")
+    with app.app_context():
+        monkeypatch.setattr(get_predictor_client(), "url", f"{predictor_server.url}/predict")
     time.sleep(0.6)
     response = client.post("/process", json=body)
 
@@ -204,7 +209,8 @@ def test_a_reused_connection_closed_without_an_answer_is_sent_again(make_app):
     assert first.status_code == second.status_code == 200
     assert second.json["model_prediction"]["prediction"]["class"] == "cat"
     assert [json.loads(body)["input"] for body in received] == ["kitty", "puss", "puss"]
-    records = app.extensions["store"].page(limit=10)
+    with app.app_context():
+        records = get_store().page(limit=10)
     assert [record["outcome"] for record in records] == ["predicted", "predicted"]
 
 

@@ -1,5 +1,6 @@
 """The logger under gunicorn with several workers, as it runs in production."""
 
+import re
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
@@ -56,7 +57,9 @@ def test_each_request_logs_one_line_with_its_request_id(logger_server):
 
     [process_line] = logger_server.log_lines_with("request_id=one-line-1")
     [not_found_line] = logger_server.log_lines_with("request_id=one-line-2")
-    assert '"POST /process HTTP/1.1" 200' in process_line
+    # The access line ends with the request's id, and names no replica.
+    assert re.fullmatch(r'127\.0\.0\.1 "POST /process HTTP/1\.1" 200 \d+B \d+ms'
+                        r" request_id=one-line-1", process_line), process_line
     assert '"GET /nope HTTP/1.1" 404' in not_found_line
 
 

@@ -1,5 +1,6 @@
 import sqlite3
 
+from logger_service.store import get_store
 from tests.support import assert_error
 
 
@@ -20,9 +21,7 @@ def test_ready_when_the_database_is_writable(client):
     }
 
 
-def test_database_is_in_wal_mode_with_full_synchronous_writes(app):
-    store = app.extensions["store"]
-
+def test_database_is_in_wal_mode_with_full_synchronous_writes(store):
     assert store.connect().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.connect().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
@@ -41,4 +40,5 @@ def test_locked_database_makes_the_logger_unready_and_refuses_to_acknowledge(mak
         locker.close()
 
     assert client.get("/ready").status_code == 200
-    assert app.extensions["store"].page(limit=10) == []  # the refused input was not stored
+    with app.app_context():
+        assert get_store().page(limit=10) == []  # the refused input was not stored

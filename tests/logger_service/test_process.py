@@ -2,6 +2,8 @@ import re
 
 import urllib3.connection
 
+from logger_service.schemas import MAX_TEXT_LENGTH
+from logger_service.store import get_store
 from tests.support import assert_error
 
 
@@ -58,7 +60,8 @@ def test_forward_returns_the_predictors_answer(forwarding_app, predictor_server)
     [line] = predictor_server.log_lines_with("request_id=forward-check-1")
     assert '"POST /predict HTTP/1.1" 200' in line
 
-    [record] = forwarding_app.extensions["store"].page(limit=10)
+    with forwarding_app.app_context():
+        [record] = get_store().page(limit=10)
     assert record["outcome"] == "predicted"
     assert record["forward_to_model"] is True
     assert record["prediction"] == prediction
@@ -90,3 +93,16 @@ def test_unavailable_predictor_is_503_and_the_input_is_still_recorded(client, re
     assert record["outcome"] == "predictor_unavailable"
     assert record["prediction"] is None
     assert record["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_the_longest_input_the_logger_takes_is_one_the_predictor_classifies(forwarding_app):
+    # Each service has its own limit: the logger's must not pass the predictor's, or a
+    # forwarded input it accepted would come back 502.
+    longest = "cat " * (MAX_TEXT_LENGTH // 4) + "c" * (MAX_TEXT_LENGTH % 4)
+
+    response = forwarding_app.test_client().post(
+        "/process", json={"data": longest, "forward_to_model": True}
+    )
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["model_prediction"]["prediction"]["input_length"] == MAX_TEXT_LENGTH

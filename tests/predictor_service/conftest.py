@@ -1,13 +1,16 @@
 import pytest
 
 from predictor_service import create_app
+from predictor_service.model import get_model_holder
 
 
 @pytest.fixture(scope="session")
 def ready_app():
     """One predictor app with its model loaded, shared by the read-only tests."""
     app = create_app({"TESTING": True, "INSTANCE_ID": "predictor-test"})
-    assert app.extensions["model"].wait(timeout=60), app.extensions["model"].error
+    with app.app_context():
+        holder = get_model_holder()
+    assert holder.wait(timeout=60), holder.error
     return app
 
 
@@ -20,3 +23,14 @@ def app(ready_app):
 def unloaded_app():
     """An app whose model has not started loading: the not-yet-ready state."""
     return create_app({"TESTING": True, "LOAD_MODEL_ON_START": False})
+
+
+@pytest.fixture
+def holder_of():
+    """The ModelHolder of an app, as its views get it."""
+
+    def holder(app):
+        with app.app_context():
+            return get_model_holder()
+
+    return holder

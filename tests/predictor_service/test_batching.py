@@ -35,7 +35,7 @@ def submit_concurrently(batcher, requests):
 
 def test_concurrent_callers_share_model_calls_and_each_gets_its_own_answer():
     model = SlowModel()
-    batcher = MicroBatcher(model, max_batch_size=64)
+    batcher = MicroBatcher(model, max_texts=64)
     requests = [[f"text {n}"] for n in range(20)] + [["a", "b", "c"], ["d", "e"]]
 
     answers = submit_concurrently(batcher, requests)
@@ -47,7 +47,7 @@ def test_concurrent_callers_share_model_calls_and_each_gets_its_own_answer():
 
 def test_an_input_that_breaks_the_model_fails_only_its_own_request():
     model = SlowModel()
-    batcher = MicroBatcher(model, max_batch_size=64)
+    batcher = MicroBatcher(model, max_texts=64)
     requests = [["one"], ["poison"], ["two", "three"], ["four"]]
     # Hold the batcher busy so that the four requests queue up into one batch.
     blocker = threading.Thread(target=batcher.predict, args=(["first"],))
@@ -65,7 +65,7 @@ def test_an_input_that_breaks_the_model_fails_only_its_own_request():
 
 def test_batches_never_exceed_the_maximum_size_but_a_large_request_is_taken_whole():
     model = SlowModel(delay=0.02)
-    batcher = MicroBatcher(model, max_batch_size=4)
+    batcher = MicroBatcher(model, max_texts=4)
 
     answers = submit_concurrently(batcher, [["x"]] * 12 + [["y"] * 10])
 
@@ -76,7 +76,7 @@ def test_batches_never_exceed_the_maximum_size_but_a_large_request_is_taken_whol
 def test_a_lone_request_is_not_held_back():
     # A wait of an hour: had the batcher waited for company, these would time out.
     model = SlowModel(delay=0)
-    batcher = MicroBatcher(model, max_batch_size=64, max_wait=3600)
+    batcher = MicroBatcher(model, max_texts=64, max_wait=3600)
 
     for n in range(3):
         assert batcher.predict([f"alone {n}"], timeout=30) == [f"ALONE {n}"]
@@ -113,9 +113,10 @@ def test_under_load_a_batch_waits_for_as_many_requests_as_the_previous_one_held(
 
 
 @pytest.mark.parametrize("batching", [True, False])
-def test_the_app_answers_concurrent_requests_each_with_its_own_prediction(batching):
+def test_the_app_answers_concurrent_requests_each_with_its_own_prediction(batching, holder_of):
     app = create_app({"TESTING": True, "BATCHING": batching})
-    assert app.extensions["model"].wait(timeout=60)
+    holder = holder_of(app)
+    assert holder.wait(timeout=60)
     texts = ["cat image data", "goldfish in a tank", "my puppy fetches", "a canary sings",
              "bunny eats hay", "x" * 500] * 5
 
@@ -126,7 +127,7 @@ def test_the_app_answers_concurrent_requests_each_with_its_own_prediction(batchi
     with ThreadPoolExecutor(max_workers=10) as pool:
         answers = list(pool.map(ask, texts))
 
-    expected = [app.extensions["model"].model.predict([text])[0] for text in texts]
+    expected = [holder.model.predict([text])[0] for text in texts]
     assert [(a["class"], a["confidence"], a["input_length"]) for a in answers] == [
         (p.label, p.confidence, p.input_length) for p in expected
     ]
@@ -136,7 +137,7 @@ def test_a_forked_process_gets_a_batching_thread_of_its_own():
     import os
     import warnings
 
-    batcher = MicroBatcher(SlowModel(delay=0), max_batch_size=8)
+    batcher = MicroBatcher(SlowModel(delay=0), max_texts=8)
     read, write = os.pipe()
     with warnings.catch_warnings():
         # Python 3.12+ warns about forking a threaded process: here that is the point.

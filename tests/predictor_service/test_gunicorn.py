@@ -1,12 +1,14 @@
 """A predictor replica under gunicorn, configured from its environment as the stack does."""
 
 import json
+import re
 import shutil
 
 import pytest
 import requests
 
-from predictor_service.model import DEFAULT_ARTIFACT, metadata_path
+from predictor_service.config import DEFAULT_ARTIFACT
+from predictor_service.model import metadata_path
 from tests.support import GunicornServer
 
 
@@ -40,7 +42,9 @@ def test_gunicorn_and_the_app_log_to_stdout_and_nothing_to_stderr(replica):
     requests.get(f"{replica.url}/health", headers={"X-Request-ID": "to-stdout"}, timeout=10)
 
     [access_line] = replica.log_lines_with("request_id=to-stdout")
-    assert '"GET /health HTTP/1.1" 200' in access_line
+    # The access line ends with the request's id and the replica that answered it.
+    assert re.fullmatch(r'127\.0\.0\.1 "GET /health HTTP/1\.1" 200 \d+B \d+ms'
+                        r" request_id=to-stdout served_by=replica-7", access_line), access_line
     stdout = replica.log()
     assert "Starting gunicorn" in stdout and "Booting worker" in stdout
     assert f"loaded from {replica.env['PREDICTOR_MODEL_PATH']}" in stdout  # the app's own line

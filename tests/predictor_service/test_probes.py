@@ -1,4 +1,4 @@
-from predictor_service.model import DEFAULT_ARTIFACT
+from predictor_service.config import DEFAULT_ARTIFACT
 from tests.support import assert_error
 
 
@@ -9,11 +9,11 @@ def test_health_answers_while_the_model_is_not_loaded(unloaded_app):
     assert response.get_json() == {"status": "ok"}
 
 
-def test_ready_is_503_before_the_model_loads_and_200_after(unloaded_app):
+def test_ready_is_503_before_the_model_loads_and_200_after(unloaded_app, holder_of):
     client = unloaded_app.test_client()
     assert_error(client.get("/ready"), 503, "still loading")
 
-    unloaded_app.extensions["model"].load()
+    holder_of(unloaded_app).load()
 
     response = client.get("/ready")
     assert response.status_code == 200
@@ -23,11 +23,11 @@ def test_ready_is_503_before_the_model_loads_and_200_after(unloaded_app):
     }
 
 
-def test_ready_reports_why_a_model_failed_to_load(tmp_path):
+def test_ready_reports_why_a_model_failed_to_load(tmp_path, holder_of):
     from predictor_service import create_app
 
     app = create_app({"MODEL_PATH": str(tmp_path / "missing.skops")})
-    assert app.extensions["model"].wait(timeout=30) is False
+    assert holder_of(app).wait(timeout=30) is False
 
     client = app.test_client()
     body = assert_error(client.get("/ready"), 503, "missing.skops: FileNotFoundError")

@@ -1,0 +1,1 @@
+"""The benchmarks (`make bench`): never part of the tests; run as `python -m bench.run`."""

@@ -1,0 +1,95 @@
+"""The layout of one local run: its ports, its folders and the gateway's settings.
+
+Every default of `python -m gateway` is a default of Layout, and nowhere else.
+"""
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from .ports import free_port, free_port_range
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def read_env_file(path):
+    """The NAME=value lines of an environment file, as a dict (comments left out)."""
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+# The routing template's defaults, shared with the gateway image.
+GATEWAY_DEFAULTS = read_env_file(ROOT / "nginx" / "gateway.env")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Ports and folders of one local run."""
+
+    predictors: int = 3
+    port: int = 8080
+    logger_port: int = 8000
+    predictor_base_port: int = 8001
+    predictor_workers: int = 1
+    run_dir: Path = ROOT / ".run"
+    # Per client address, at the gateway; off for benchmarks and load tests.
+    rate_limit: str = GATEWAY_DEFAULTS["GATEWAY_RATE_LIMIT"]
+    rate_burst: int = int(GATEWAY_DEFAULTS["GATEWAY_RATE_BURST"])
+    rate_limit_enabled: bool = GATEWAY_DEFAULTS["GATEWAY_RATE_LIMIT_ENABLED"] == "on"
+
+    @classmethod
+    def on_free_ports(cls, run_dir, **settings):
+        """A layout in run_dir whose every port is free right now (for tests and benchmarks)."""
+        predictors = settings.get("predictors", cls.predictors)
+        return cls(run_dir=Path(run_dir).resolve(), port=free_port(), logger_port=free_port(),
+                   predictor_base_port=free_port_range(predictors), **settings)
+
+    def arguments(self):
+        """The options of `python -m gateway up` that give this layout."""
+        arguments = []
+        for field in fields(self):
+            value = getattr(self, field.name)
+            option = "--" + field.name.replace("_", "-")
+            if field.name == "rate_limit_enabled":
+                arguments += [] if value else ["--no-rate-limit"]
+            else:
+                arguments += [option, str(value)]
+        return arguments
+
+    @property
+    def predictor_ports(self):
+        return list(range(self.predictor_base_port, self.predictor_base_port + self.predictors))
+
+    @property
+    def nginx_dir(self):
+        return self.run_dir / "nginx"
+
+    @property
+    def log_dir(self):
+        return self.run_dir / "logs"
+
+    @property
+    def supervisord_conf(self):
+        return self.run_dir / "supervisord.conf"
+
+    @property
+    def supervisord_pidfile(self):
+        return self.run_dir / "supervisord.pid"
+
+    @property
+    def supervisor_socket(self):
+        return self.run_dir / "supervisor.sock"
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def ports(self):
+        return [self.port, self.logger_port, *self.predictor_ports]
+
+    def readiness_urls(self):
+        """Every URL that must answer 200 before the stack is ready."""
+        return [
+            *(f"http://127.0.0.1:{port}/ready" for port in self.predictor_ports),
+            f"http://127.0.0.1:{self.logger_port}/ready",
+            f"{self.url}/health",
+        ]

@@ -1,0 +1,136 @@
+"""What the services change in gunicorn, and install(), which puts it in place.
+
+Each service's gunicorn.conf.py is settings only: it names install as its on_starting
+hook and AccessLogger (or ReplicaAccessLogger) as its logger_class.
+"""
+
+import json
+import logging
+import sys
+
+from gunicorn import glogging, util
+from gunicorn.http import wsgi
+
+from .headers import REQUEST_ID_HEADER, SERVED_BY_HEADER
+
+
+def install(server):
+    """Put OneWriteResponse and write_json_error in place of gunicorn's own.
+
+    gunicorn has no setting for either, so they replace its module globals. As the
+    on_starting hook this runs in the master before any worker is forked, so every
+    worker (gthread or sync alike) starts with both in place.
+    """
+    wsgi.Response = OneWriteResponse
+    util.write_error = write_json_error
+
+
+def write_json_error(sock, status_int, reason, mesg):
+    """gunicorn's own errors (a request line or header too long, a malformed request)
+    in the services' JSON error shape, instead of its HTML page."""
+    body = json.dumps({"code": status_int, "status": reason, "message": mesg or reason})
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body.encode())}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body.encode())
+
+
+class OneWriteResponse(wsgi.Response):
+    """gunicorn's response, with its head sent in the same write as the first body bytes.
+
+    gunicorn writes the head and the body with two sendall calls. A worker killed
+    between them leaves the gateway holding a head it has already passed on to its
+    client: it can no longer retry the request on another replica, and the client gets
+    a truncated answer. With one write, a worker dies either before its answer or after.
+    """
+
+    pending_head = b""
+
+    def send_headers(self):
+        if self.headers_sent:
+            return
+        lines = self.default_headers() + [f"{name}: {value}\r\n" for name, value in self.headers]
+        self.pending_head = f"{''.join(lines)}\r\n".encode("latin-1")
+        self.headers_sent = True
+
+    def _emit_body(self, data):
+        if self.chunked:
+            self.flush_head()
+            super()._emit_body(data)
+            return
+        head, self.pending_head = self.pending_head, b""
+        self.sock.sendall(head + data)
+
+    def close(self):
+        self.send_headers()
+        self.flush_head()
+        super().close()
+
+    def flush_head(self):
+        """Send the head alone: the answer has no body, or streams it in chunks."""
+        head, self.pending_head = self.pending_head, b""
+        if head:
+            self.sock.sendall(head)
+
+
+class AccessLogger(glogging.Logger):
+    """gunicorn's logger, with its error log on stdout and an access line built from only
+    the fields it shows.
+
+    gunicorn's own access() first gathers every request header, response header and
+    environ variable and a formatted timestamp into a dict, for each request: with it a
+    request to the predictor's /health cost 1.06 ms of CPU, 0.82 ms with no access log.
+    This builds the same line directly, at a cost too small to tell from no log at all.
+    """
+
+    # The response headers that end each access line, as field=value ("-" when absent).
+    line_headers = (("request_id", REQUEST_ID_HEADER),)
+
+    def setup(self, cfg):
+        """Send the error log to stdout, where the access log goes, instead of stderr.
+
+        gunicorn's errorlog "-" means stderr. Its handler gets sys.stdout itself rather
+        than a file opened at /dev/stdout, which fails when stdout is a socket (journald)
+        and, when it is a file opened without O_APPEND, writes over the access lines.
+        """
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            if getattr(handler, "stream", None) is sys.stderr:
+                handler.setStream(sys.stdout)
+        self.line_format = '%s "%s %s %s" %s %sB %dms' + "".join(
+            f" {field}=%s" for field, _ in self.line_headers
+        )
+        self.line_header_names = [header.lower() for _, header in self.line_headers]
+
+    def access(self, resp, req, environ, request_time):
+        if not self.access_log_enabled:
+            return
+        headers = {name.lower(): value for name, value in resp.headers}
+        try:
+            self.access_log.info(
+                self.line_format,
+                environ.get("REMOTE_ADDR", "-"),
+                environ["REQUEST_METHOD"], environ["RAW_URI"], environ["SERVER_PROTOCOL"],
+                str(resp.status).split(None, 1)[0], resp.sent,
+                request_time.total_seconds() * 1000,
+                *[headers.get(name, "-") for name in self.line_header_names],
+            )
+        except Exception:
+            self.exception("access log")
+
+
+class ReplicaAccessLogger(AccessLogger):
+    """AccessLogger for a service that runs as several replicas behind the gateway: each
+    line also names the replica that answered."""
+
+    line_headers = (*AccessLogger.line_headers, ("served_by", SERVED_BY_HEADER))
+
+
+def use_gunicorn_logging():
+    """Route the application's log records to gunicorn's error log, when under gunicorn."""
+    gunicorn_logger = logging.getLogger("gunicorn.error")
+    if gunicorn_logger.handlers:
+        root = logging.getLogger()
+        root.handlers = gunicorn_logger.handlers
+        root.setLevel(gunicorn_logger.level)

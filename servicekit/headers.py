@@ -1,0 +1,7 @@
+"""The HTTP headers that the gateway and the services pass each other."""
+
+# Names one request in the gateway's, the logger's and the predictor's log lines: taken
+# from the caller when sane (servicekit.hooks), passed on by the logger's client.
+REQUEST_ID_HEADER = "X-Request-ID"
+# Names the predictor replica that answered.
+SERVED_BY_HEADER = "X-Served-By"

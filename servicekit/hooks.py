@@ -1,0 +1,53 @@
+"""Request hooks: an id for every request, and request bodies that are JSON or refused."""
+
+import re
+import uuid
+
+from flask import g, request
+from flask_smorest import abort
+
+from .headers import REQUEST_ID_HEADER
+
+# Accept a caller's id only when it is short and harmless to log and to pass on.
+SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def install_request_hooks(app):
+    """Give every request an id, and reject request bodies that are not JSON."""
+
+    @app.before_request
+    def assign_request_id():
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = incoming if SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+    @app.before_request
+    def require_json_body():
+        # url_rule is None when routing failed: let that 404 or 405 through instead.
+        if request.method != "POST" or request.url_rule is None:
+            return
+        if not request.is_json:
+            abort(415, message="Content-Type must be application/json.")
+        body = request.get_data(cache=True)
+        if not body:
+            abort(400, message="Request body is empty: send a JSON object.")
+        # Werkzeug cuts a body without Content-Length (chunked) at MAX_CONTENT_LENGTH,
+        # silently: refuse one that goes on past it rather than read its first MiB.
+        limit = request.max_content_length
+        if (request.content_length is None and limit is not None and len(body) >= limit
+                and request.environ["wsgi.input"].read(1)):
+            abort(413, message=f"The request body is larger than {in_words(limit)}.")
+
+    @app.after_request
+    def return_request_id(response):
+        request_id = g.get("request_id")
+        if request_id:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+def in_words(size):
+    """A number of bytes as a person writes it: 1 MiB, 64 KiB, 1000 bytes."""
+    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} bytes"
