@@ -6,12 +6,12 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 GATEWAY_ARGS ?=
 
-.PHONY: run test test-compose bench model nginx venv clean
+.PHONY: run test test-compose bench model nginx test-tools venv clean
 
 run: model nginx  ## Run the whole stack: Nginx on :8080, the logger and 3 predictors.
 	$(PY) -m gateway up $(GATEWAY_ARGS)
 
-test: model nginx  ## Run the test suite: services, gateway, the whole stack, make run.
+test: model nginx test-tools  ## Run the test suite: services, gateway, the whole stack, make run.
 	$(PY) -m pytest -m "not compose"
 
 test-compose: venv  ## Run the container test against a real Docker engine (started if needed).
@@ -25,6 +25,9 @@ bench: model nginx  ## Benchmark every scenario with wrk; writes docs/performanc
 
 nginx:  ## Install Nginx and python3-venv with apt if missing (root), or say how.
 	@gateway/install-system-packages.sh
+
+test-tools:  ## Also what the tests need (envsubst, Chromium, ChromeDriver), the same way.
+	@gateway/install-system-packages.sh --for-tests
 
 model: venv  ## Train the model artifact unless it is current.
 	$(PY) -m predictor_service.train --if-stale

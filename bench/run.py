@@ -84,7 +84,8 @@ def peer_behind_nginx(tmp):
          "--host", "127.0.0.1", "--port", str(peer_port), "--workers", "2", "--no-access-log"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    layout = Layout(predictors=1, port=free_port(), logger_port=free_port(),
+    layout = Layout(predictors=1, port=free_port(), internal_port=free_port(),
+                    logger_port=free_port(),
                     predictor_base_port=peer_port, run_dir=tmp / "peer-nginx",
                     rate_limit_enabled=False)
     render.write_all(layout, render.find_nginx())

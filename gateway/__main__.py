@@ -14,6 +14,7 @@ def layout_from(args):
     return Layout(
         predictors=args.predictors,
         port=args.port,
+        internal_port=args.internal_port,
         logger_port=args.logger_port,
         predictor_base_port=args.predictor_base_port,
         predictor_workers=args.predictor_workers,
@@ -52,6 +53,8 @@ def parser():
         command.add_argument("--predictors", type=int, default=Layout.predictors,
                              help="predictor replicas")
         command.add_argument("--port", type=int, default=Layout.port, help="the gateway's port")
+        command.add_argument("--internal-port", type=int, default=Layout.internal_port,
+                             help="the gateway's port for the logger's forwards (loopback)")
         command.add_argument("--logger-port", type=int, default=Layout.logger_port)
         command.add_argument("--predictor-base-port", type=int,
                              default=Layout.predictor_base_port, help="the first replica's port")

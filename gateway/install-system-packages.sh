@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Make sure the system has what `make run` needs beyond Python itself: Nginx and
-# Python's venv module (Debian ships it apart, as python3-venv), and what `make test`
-# needs besides (envsubst). Installed with apt when root, else the one command to run
-# is printed. It never starts, stops or configures the system's own Nginx service.
+# Python's venv module (Debian ships it apart, as python3-venv); with --for-tests, also
+# what `make test` needs besides (envsubst, Chromium and ChromeDriver). Installed with
+# apt when root, else the one command to run is printed. It never starts, stops or
+# configures the system's own Nginx service.
 set -euo pipefail
 
 missing=()
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
-# envsubst: the tests run the gateway image's render-gateway.sh as the image would.
-command -v envsubst >/dev/null || missing+=(gettext-base)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+if [[ ${1:-} == --for-tests ]]; then
+    # envsubst: the tests run the gateway image's render-gateway.sh as the image would.
+    command -v envsubst >/dev/null || missing+=(gettext-base)
+    # tests/integration/test_api_docs.py opens the API docs in Chromium.
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v chromedriver >/dev/null || missing+=(chromium-driver)
+fi
 if ((${#missing[@]} == 0)); then
     exit 0
 fi

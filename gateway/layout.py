@@ -27,6 +27,9 @@ class Layout:
 
     predictors: int = 3
     port: int = 8080
+    # The logger's forwarded predictions reach the pool here, on loopback, past the
+    # public per-client limits.
+    internal_port: int = 8081
     logger_port: int = 8000
     predictor_base_port: int = 8001
     predictor_workers: int = 1
@@ -40,8 +43,9 @@ class Layout:
     def on_free_ports(cls, run_dir, **settings):
         """A layout in run_dir whose every port is free right now (for tests and benchmarks)."""
         predictors = settings.get("predictors", cls.predictors)
-        return cls(run_dir=Path(run_dir).resolve(), port=free_port(), logger_port=free_port(),
-                   predictor_base_port=free_port_range(predictors), **settings)
+        return cls(run_dir=Path(run_dir).resolve(), port=free_port(), internal_port=free_port(),
+                   logger_port=free_port(), predictor_base_port=free_port_range(predictors),
+                   **settings)
 
     def arguments(self):
         """The options of `python -m gateway up` that give this layout."""
@@ -83,8 +87,12 @@ class Layout:
     def url(self):
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def internal_url(self):
+        return f"http://127.0.0.1:{self.internal_port}"
+
     def ports(self):
-        return [self.port, self.logger_port, *self.predictor_ports]
+        return [self.port, self.internal_port, self.logger_port, *self.predictor_ports]
 
     def readiness_urls(self):
         """Every URL that must answer 200 before the stack is ready."""

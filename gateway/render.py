@@ -30,7 +30,11 @@ def find_nginx():
 def gateway_settings(layout):
     """The values of the routing template's variables, as render-gateway.sh gives them."""
     return {
+        # A local run serves this machine only (the image listens on every address).
+        "GATEWAY_ADDRESS": "127.0.0.1",
         "GATEWAY_PORT": layout.port,
+        "GATEWAY_INTERNAL_ADDRESS": "127.0.0.1",
+        "GATEWAY_INTERNAL_PORT": layout.internal_port,
         "GATEWAY_RATE_LIMIT": layout.rate_limit,
         "GATEWAY_RATE_BURST": layout.rate_burst,
         "GATEWAY_RATE_LIMIT_ENABLED": "on" if layout.rate_limit_enabled else "off",
@@ -39,8 +43,12 @@ def gateway_settings(layout):
 
 def render_gateway(layout):
     """The shared routing file, filled in as render-gateway.sh does in the image."""
-    text = Template((NGINX_DIR / "gateway.conf.template").read_text())
-    text = text.safe_substitute(gateway_settings(layout))
+    return fill_in_gateway(gateway_settings(layout))
+
+
+def fill_in_gateway(settings):
+    """gateway.conf.template with its ${GATEWAY_...} variables set from settings."""
+    text = Template((NGINX_DIR / "gateway.conf.template").read_text()).safe_substitute(settings)
     if "${" in text:
         raise ValueError("gateway.conf.template uses a variable that is not filled in")
     return text
@@ -70,7 +78,8 @@ def render_upstreams(layout):
 
 
 def render_nginx_main(layout):
-    return template(NGINX_DIR / "nginx.conf.template").substitute(nginx_dir=layout.nginx_dir)
+    """Nginx's main file, with the run folder's paths, as render-gateway.sh in the image."""
+    return template(NGINX_DIR / "nginx.conf.template").substitute(NGINX_DIR=layout.nginx_dir)
 
 
 def render_supervisord(layout, nginx):
@@ -85,7 +94,7 @@ def render_supervisord(layout, nginx):
         predictor_base_port=layout.predictor_base_port,
         predictor_workers=layout.predictor_workers,
         logger_port=layout.logger_port,
-        port=layout.port,
+        internal_url=layout.internal_url,
         python=sys.executable,
         nginx=nginx,
         process_settings=PROCESS_SETTINGS,
@@ -94,11 +103,12 @@ def render_supervisord(layout, nginx):
 
 def write_all(layout, nginx):
     """Write every configuration file of the run into its run folder."""
-    layout.nginx_dir.mkdir(parents=True, exist_ok=True)
+    included = layout.nginx_dir / "conf.d"  # the same names as in the image
+    included.mkdir(parents=True, exist_ok=True)
     layout.log_dir.mkdir(parents=True, exist_ok=True)
     (layout.nginx_dir / "nginx.conf").write_text(render_nginx_main(layout))
-    (layout.nginx_dir / "upstreams.conf").write_text(render_upstreams(layout))
-    (layout.nginx_dir / "gateway.conf").write_text(render_gateway(layout))
+    (included / "00-upstreams.conf").write_text(render_upstreams(layout))
+    (included / "gateway.conf").write_text(render_gateway(layout))
     layout.supervisord_conf.write_text(render_supervisord(layout, nginx))
 
 

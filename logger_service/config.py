@@ -14,10 +14,11 @@ class Config(ApiConfig):
     DB_MIN_FREE_BYTES = int(os.environ.get("LOGGER_DB_MIN_FREE_BYTES", str(16 * 1024 * 1024)))
     # How long a write waits for another worker's write lock before giving up.
     DB_BUSY_TIMEOUT = float(os.environ.get("LOGGER_DB_BUSY_TIMEOUT", "5.0"))
-    # The gateway's /predict, so that forwarded requests reach the whole predictor pool.
+    # The gateway's /predict on its internal port, so that forwarded requests reach the
+    # whole predictor pool without the public per-client limits.
     # Connect plus read timeout (6 s) stays under the gateway's timeout for /process
     # (10 s): the logger always answers, with its own 503, before the gateway gives up.
-    PREDICTOR_URL = os.environ.get("LOGGER_PREDICTOR_URL", "http://127.0.0.1:8080/predict")
+    PREDICTOR_URL = os.environ.get("LOGGER_PREDICTOR_URL", "http://127.0.0.1:8081/predict")
     PREDICTOR_CONNECT_TIMEOUT = float(os.environ.get("LOGGER_PREDICTOR_CONNECT_TIMEOUT", "1.0"))
     PREDICTOR_READ_TIMEOUT = float(os.environ.get("LOGGER_PREDICTOR_READ_TIMEOUT", "5.0"))
     # The circuit breaker: open after this many unavailable answers in a row, then
@@ -26,6 +27,11 @@ class Config(ApiConfig):
     PREDICTOR_BREAKER_RESET_TIMEOUT = float(
         os.environ.get("LOGGER_PREDICTOR_BREAKER_RESET_TIMEOUT", "10")
     )
+    # A /logs page stops before the record that would take its JSON past this many
+    # bytes (it always holds one): with records of up to 10,000 characters, 4 bytes
+    # each in UTF-8, a page of 500 could otherwise be 20 MB or more; 2 MiB is 50 records of
+    # the largest kind, and any number of ordinary ones up to the limit of 500.
+    LOGS_MAX_PAGE_BYTES = int(os.environ.get("LOGGER_LOGS_MAX_PAGE_BYTES", str(2 * 1024 * 1024)))
     # Keep-alive connections kept per worker; match the worker's thread count.
     PREDICTOR_POOL_SIZE = int(os.environ.get("LOGGER_PREDICTOR_POOL_SIZE", "16"))
 

@@ -53,6 +53,7 @@ def process(payload):
     # Raises StorageUnavailable (503) when the row cannot be committed.
     get_store().record(
         request_id=g.request_id,
+        client_id=g.client_id,
         data=payload["data"],
         forward_to_model=payload["forward_to_model"],
         outcome=outcome,
@@ -73,10 +74,12 @@ def process(payload):
 @blp.arguments(LogsQuerySchema(), location="query", unknown=ma.RAISE)
 @blp.response(200, LogsPageSchema)
 def logs(query):
-    """Page through the records, newest first."""
-    records = get_store().page(query["limit"], query.get("before_id"))
-    full_page = len(records) == query["limit"]
-    return {"records": records, "next_before_id": records[-1]["id"] if full_page else None}
+    """Page through the records, newest first, at most LOGS_MAX_PAGE_BYTES of them."""
+    records, cut_short = get_store().bounded_page(
+        query["limit"], query.get("before_id"), current_app.config["LOGS_MAX_PAGE_BYTES"]
+    )
+    more = cut_short or len(records) == query["limit"]
+    return {"records": records, "next_before_id": records[-1]["id"] if more else None}
 
 
 @probes.get("/ready")

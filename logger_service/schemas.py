@@ -3,16 +3,10 @@
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from servicekit.fields import QueryInteger, utf8_text
+
 MAX_TEXT_LENGTH = 10_000
 MAX_PAGE_SIZE = 500
-
-
-def utf8_text(value):
-    """SQLite stores UTF-8: no lone surrogate (a "\\ud800" escape alone) in the text."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ma.ValidationError("Must be valid Unicode text: no lone surrogate.") from None
 
 
 class StrictBoolean(fields.Boolean):
@@ -27,6 +21,7 @@ class StrictBoolean(fields.Boolean):
 class ProcessRequestSchema(ma.Schema):
     data = fields.String(
         required=True,
+        # SQLite stores UTF-8: no lone surrogate in the text.
         validate=[validate.Length(min=1, max=MAX_TEXT_LENGTH), utf8_text],
         metadata={"description": "The input to record.", "example": "cat image data"},
     )
@@ -45,8 +40,13 @@ class ProcessResponseSchema(ma.Schema):
 
 
 class LogsQuerySchema(ma.Schema):
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
-    before_id = fields.Integer(
+    limit = QueryInteger(
+        load_default=50,
+        validate=validate.Range(min=1, max=MAX_PAGE_SIZE),
+        metadata={"description": "The most records in the page; fewer when they would make "
+                                 "the page too large (LOGGER_LOGS_MAX_PAGE_BYTES)."},
+    )
+    before_id = QueryInteger(
         validate=validate.Range(min=1, max=2**63 - 1),  # SQLite's INTEGER
         metadata={"description": "Only records older than this id: next_before_id of a page."},
     )
@@ -55,6 +55,10 @@ class LogsQuerySchema(ma.Schema):
 class LogRecordSchema(ma.Schema):
     id = fields.Integer()
     request_id = fields.String()
+    client_id = fields.String(
+        allow_none=True,
+        metadata={"description": "The client whose API key sent it, as the gateway named it."},
+    )
     created_at = fields.String(metadata={"description": "UTC, ISO 8601."})
     data = fields.String()
     forward_to_model = fields.Boolean()
@@ -68,7 +72,8 @@ class LogRecordSchema(ma.Schema):
 class LogsPageSchema(ma.Schema):
     records = fields.List(fields.Nested(LogRecordSchema))
     next_before_id = fields.Integer(
-        allow_none=True, metadata={"description": "Pass as before_id for the next page."}
+        allow_none=True,
+        metadata={"description": "Pass as before_id for the next page; null on the last."},
     )
 
 

@@ -3,6 +3,7 @@
 Each worker thread keeps its own connection (SQLite connections must not cross
 threads or forks); WAL lets readers run beside the single writer, and the busy
 timeout makes concurrent workers queue for the write lock instead of failing.
+A page of records is bounded in bytes as well as rows.
 """
 
 import json
@@ -22,6 +23,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     request_id TEXT NOT NULL,
+    client_id TEXT,
     created_at TEXT NOT NULL,
     data TEXT NOT NULL,
     forward_to_model INTEGER NOT NULL,
@@ -35,7 +37,15 @@ CREATE TABLE IF NOT EXISTS readiness_probe (
     checked_at TEXT NOT NULL
 );
 """
-COLUMNS = "id, request_id, created_at, data, forward_to_model, outcome, prediction, latency_ms"
+# Columns added since the first schema, each with its type: create_schema adds those
+# that a database made before them lacks.
+ADDED_COLUMNS = {"client_id": "TEXT"}
+COLUMNS = (
+    "id, request_id, client_id, created_at, data, forward_to_model, outcome, prediction,"
+    " latency_ms"
+)
+# The bytes of a page around its records: {"records": [], "next_before_id": <id>}.
+PAGE_ENVELOPE_BYTES = len(json.dumps({"records": [], "next_before_id": 2**63 - 1}))
 SYNCHRONOUS_MODES = {"OFF", "NORMAL", "FULL", "EXTRA"}
 
 
@@ -93,9 +103,32 @@ class LogStore:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(SCHEMA)
         conn.close()
+        self._add_missing_columns()
         self._schema_created = True
 
-    def record(self, request_id, data, forward_to_model, outcome, prediction, latency_ms):
+    def _add_missing_columns(self):
+        """Bring a database made by an older version up to SCHEMA's columns.
+
+        Under the write lock (BEGIN IMMEDIATE), so that workers starting together
+        take turns: the first adds a column, the others then find it there.
+        """
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        try:
+            present = {row[1] for row in conn.execute("PRAGMA table_info(records)")}
+            if present >= ADDED_COLUMNS.keys():
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            present = {row[1] for row in conn.execute("PRAGMA table_info(records)")}
+            for name, column_type in ADDED_COLUMNS.items():
+                if name not in present:
+                    conn.execute(f"ALTER TABLE records ADD COLUMN {name} {column_type}")
+                    log.info("database %s: added column records.%s", self.path, name)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def record(self, request_id, data, forward_to_model, outcome, prediction, latency_ms,
+               client_id=None):
         """Insert one request's row and return its id once it is committed.
 
         Raise StorageUnavailable when it cannot be committed: nothing unstored is
@@ -103,10 +136,12 @@ class LogStore:
         """
         try:
             cursor = self.connect().execute(
-                "INSERT INTO records (request_id, created_at, data, forward_to_model,"
-                " outcome, prediction, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO records (request_id, client_id, created_at, data,"
+                " forward_to_model, outcome, prediction, latency_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     request_id,
+                    client_id,
                     utc_now(),
                     data,
                     int(forward_to_model),
@@ -123,6 +158,15 @@ class LogStore:
     def page(self, limit, before_id=None):
         """Return up to limit rows, newest first, with ids below before_id when given;
         raise StorageUnavailable when they cannot be read."""
+        records, _ = self.bounded_page(limit, before_id)
+        return records
+
+    def bounded_page(self, limit, before_id=None, max_bytes=None):
+        """Return page()'s rows, stopping before the one that would take the page, as
+        JSON in UTF-8, past max_bytes (one row at least), and whether it stopped so.
+
+        Rows are read one at a time, so a page of large rows is never all in memory.
+        """
         query = f"SELECT {COLUMNS} FROM records"
         params = []
         if before_id is not None:
@@ -130,11 +174,25 @@ class LogStore:
             params.append(before_id)
         query += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
+        records, size = [], PAGE_ENVELOPE_BYTES
         try:
-            return [self._row_to_dict(row) for row in self.connect().execute(query, params)]
+            cursor = self.connect().execute(query, params)
+            try:
+                for row in cursor:
+                    record = self._row_to_dict(row)
+                    if max_bytes is not None:
+                        # Python's default separators (", ", ": ") are wider than the
+                        # compact ones Flask answers with: the page is at most this size.
+                        size += len(json.dumps(record, ensure_ascii=False).encode()) + 2
+                        if records and size > max_bytes:
+                            return records, True
+                    records.append(record)
+            finally:
+                cursor.close()  # ends the read at once when the page stops early
         except sqlite3.Error as exc:
             log.exception("could not read the records")
             raise StorageUnavailable("read the records") from exc
+        return records, False
 
     def check_writable(self, min_free_bytes=0):
         """Raise sqlite3.Error unless a write can be committed now, with room for more."""

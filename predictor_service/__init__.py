@@ -9,6 +9,7 @@ from servicekit.api import init_app
 from servicekit.headers import SERVED_BY_HEADER
 
 from . import routes
+from .admission import Admission
 from .batching import MicroBatcher
 from .config import Config
 from .model import ModelHolder
@@ -17,7 +18,7 @@ HOSTNAME = socket.gethostname()
 
 
 def create_app(test_config=None):
-    """Create the predictor app; the model starts loading in the background."""
+    """Create the predictor app, its model loaded and warmed up (LOAD_MODEL_ON_START)."""
     app = Flask(__name__)
     app.config.from_object(Config)
     if test_config:
@@ -31,10 +32,12 @@ def create_app(test_config=None):
             max_texts=app.config["MICRO_BATCH_MAX_TEXTS"],
             max_wait=app.config["MICRO_BATCH_MAX_WAIT_MS"] / 1000,
         )
-    holder = ModelHolder(app.config["MODEL_PATH"], batcher_factory)
+    holder = ModelHolder(
+        app.config["MODEL_PATH"], batcher_factory, Admission(app.config["MAX_QUEUED_CHARS"])
+    )
     app.extensions["model"] = holder  # views reach it through model.get_model_holder()
     if app.config["LOAD_MODEL_ON_START"]:
-        holder.start()
+        holder.load()
 
     @app.after_request
     def add_served_by(response):

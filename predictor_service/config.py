@@ -24,6 +24,17 @@ class Config(ApiConfig):
     # Under load, how long a batch waits for as many requests as the previous one held
     # (a lone request never waits: batching.py); 0: never wait.
     MICRO_BATCH_MAX_WAIT_MS = float(os.environ.get("PREDICTOR_MAX_BATCH_WAIT_MS", "2"))
+    # The most characters one request may send across its texts: 422 past it. The model
+    # costs about 1.1 us of CPU per character at worst on a 2-core dev machine (20 texts
+    # of 10,000 random letters or CJK characters: 0.21-0.23 s; English 0.72 us), so
+    # 200,000 keeps one request under a quarter of a second of CPU.
+    MAX_REQUEST_CHARS = int(os.environ.get("PREDICTOR_MAX_REQUEST_CHARS", "200000"))
+    # The most characters a worker has in flight (queued for the model or in it); a
+    # request past it is answered 503 with Retry-After at once (admission.py). 500,000
+    # is 0.55 s of CPU at 1.1 us per character: a full worker drains well within the
+    # gateway's 3 s read timeout, even sharing a core, and still takes 2 requests of
+    # the largest size at once.
+    MAX_QUEUED_CHARS = int(os.environ.get("PREDICTOR_MAX_QUEUED_CHARS", "500000"))
     # Tests turn this off to observe the not-yet-ready state.
     LOAD_MODEL_ON_START = True
 

@@ -89,25 +89,25 @@ class TextClassifier:
 
 
 class ModelHolder:
-    """Load the model once per worker, off the request path, and report readiness.
+    """Load the model once, before the server takes a request, and report readiness.
 
-    Loading runs in a background thread so that the worker answers /health at once
-    and /ready turns 200 only after the model has answered a warm-up prediction.
+    gunicorn builds the app in its master before it listens (preload_app in
+    gunicorn.conf.py): a replica takes connections only once its model has answered a
+    warm-up prediction, and its workers share the loaded model. /ready is 200 from then
+    on, or 503 with the reason when the model could not be loaded.
     """
 
     WARM_UP_INPUT = "warm-up"
 
-    def __init__(self, artifact_path, batcher_factory=None):
+    def __init__(self, artifact_path, batcher_factory=None, admission=None):
         self.artifact_path = Path(artifact_path)
         self.error = None
         self._model = None
         self._loaded = threading.Event()
         # With a batcher, concurrent predict() calls share model calls (batching.py).
         self._batcher = batcher_factory(self._predict_now) if batcher_factory else None
-
-    def start(self):
-        """Begin loading in a daemon thread; return at once."""
-        threading.Thread(target=self.load, name="model-loader", daemon=True).start()
+        # With an admission, a request past its bound is refused (admission.py).
+        self.admission = admission
 
     def load(self):
         """Load the artifact and warm it up; record the error instead of raising."""
@@ -132,7 +132,14 @@ class ModelHolder:
         return self.ready
 
     def predict(self, texts):
-        """Classify texts with the loaded model, batched with other requests if enabled."""
+        """Classify texts with the loaded model, batched with other requests if enabled;
+        raise Overloaded when the worker has no room for them."""
+        if self.admission is None:
+            return self._predict_unbounded(texts)
+        with self.admission.admit(texts):
+            return self._predict_unbounded(texts)
+
+    def _predict_unbounded(self, texts):
         if self._batcher is None:
             return self._predict_now(texts)
         return self._batcher.predict(texts)

@@ -1,14 +1,20 @@
 """Request and response schemas of the predictor API."""
 
 import marshmallow as ma
+from flask import current_app
 from marshmallow import fields, validate
+
+from servicekit.fields import utf8_text
 
 MAX_TEXT_LENGTH = 10_000
 MAX_INPUTS_PER_REQUEST = 256
 
 
 def text_field(**kwargs):
-    return fields.String(validate=validate.Length(min=1, max=MAX_TEXT_LENGTH), **kwargs)
+    # No lone surrogate, as the logger: both services refuse the same text.
+    return fields.String(
+        validate=[validate.Length(min=1, max=MAX_TEXT_LENGTH), utf8_text], **kwargs
+    )
 
 
 class PredictRequestSchema(ma.Schema):
@@ -19,7 +25,8 @@ class PredictRequestSchema(ma.Schema):
         text_field(),
         validate=validate.Length(min=1, max=MAX_INPUTS_PER_REQUEST),
         metadata={
-            "description": f"A batch of 1 to {MAX_INPUTS_PER_REQUEST} texts, instead of input."
+            "description": f"A batch of 1 to {MAX_INPUTS_PER_REQUEST} texts, instead of input; "
+                           "at most PREDICTOR_MAX_REQUEST_CHARS characters in all."
         },
     )
 
@@ -29,6 +36,19 @@ class PredictRequestSchema(ma.Schema):
             raise ma.ValidationError("Send either 'input' or 'inputs', not both.")
         if "input" not in data and "inputs" not in data:
             raise ma.ValidationError("Missing data for required field.", "input")
+
+    @ma.validates_schema(skip_on_field_errors=True)
+    def total_characters_within_the_limit(self, data, **kwargs):
+        # Each text's length is bounded, and their count: bound their sum too, which is
+        # what a request costs (Config.MAX_REQUEST_CHARS says how much that is).
+        limit = current_app.config["MAX_REQUEST_CHARS"]
+        texts = [*data.get("inputs", ()), *([data["input"]] if "input" in data else ())]
+        total = sum(len(text) for text in texts)
+        field = "inputs" if "inputs" in data else "input"
+        if total > limit:
+            raise ma.ValidationError(
+                f"Too much text for one request: {total} characters, at most {limit} "
+                "in all: send fewer or shorter texts per request.", field)
 
 
 class PredictionSchema(ma.Schema):

@@ -2,16 +2,20 @@
 
 One JSON error shape for everything a client can get wrong or meet (flask-smorest's
 {"code", "status", "message", "errors"}), domain errors answered with their own status,
-and request bodies read by a parser that turns JSON Python cannot hold into a 400.
+request bodies read by a parser that turns JSON Python cannot hold into a 400, and
+query strings where a repeated parameter is a 422.
 """
 
 import json
 
 import flask_smorest
+import marshmallow as ma
+from flask.json.provider import DefaultJSONProvider
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import default_exceptions
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import docs
 from .errors import ServiceError
 from .gunicorn import use_gunicorn_logging
 from .hooks import install_request_hooks
@@ -27,6 +31,12 @@ class Api(flask_smorest.Api):
 
     def handle_http_exception(self, error):
         payload, status, headers = super().handle_http_exception(error)
+        # flask-smorest drops the headers Werkzeug gives its exceptions (Allow on a 405,
+        # Retry-After, WWW-Authenticate): keep them, all but its HTML Content-Type.
+        headers = {
+            **{name: value for name, value in error.get_headers() if name != "Content-Type"},
+            **(headers or {}),  # webargs passes None for none
+        }
         default_message = (
             "Input validation failed: see 'errors'." if "errors" in payload else error.description
         )
@@ -40,15 +50,29 @@ class Api(flask_smorest.Api):
         return ordered, status, headers
 
     def handle_service_error(self, error):
-        """Answer a domain error as abort(error.status, message=str(error)) would."""
+        """Answer a domain error as abort(error.status, message=str(error)) would,
+        with the error's headers."""
         http_error = default_exceptions[error.status]()
-        http_error.data = {"message": str(error)}  # where flask-smorest's abort() puts it
+        # Where flask-smorest's abort() puts them.
+        http_error.data = {"message": str(error), "headers": dict(error.headers)}
         return self.handle_http_exception(http_error)
 
 
 class JsonParser(FlaskParser):
     """webargs' parser, where JSON that Python's parser cannot hold is a 400, not a 500:
-    nested too deeply (RecursionError) or an integer of over 4300 digits (ValueError)."""
+    nested too deeply (RecursionError) or an integer of over 4300 digits (ValueError);
+    and where a query parameter given twice is a 422 instead of its first value."""
+
+    def load_querystring(self, req, schema):
+        args = super().load_querystring(req, schema)
+        repeated = {
+            name: ["Given more than once: send this parameter once."]
+            for name in req.args
+            if name not in args.multiple_keys and len(req.args.getlist(name)) > 1
+        }
+        if repeated:
+            raise ma.ValidationError(repeated)  # webargs files it under "query"
+        return args
 
     def _raw_load_json(self, req):
         try:
@@ -57,6 +81,27 @@ class JsonParser(FlaskParser):
             raise
         except (RecursionError, ValueError) as exc:
             raise json.JSONDecodeError(f"JSON too large to parse: {exc}", "<body>", 0) from None
+
+
+class Utf8JsonProvider(DefaultJSONProvider):
+    """Flask's JSON, with text other than ASCII written as UTF-8 rather than \\u escapes
+    (an emoji is 4 bytes, not 12), and schema order kept instead of sorted keys.
+
+    Text with a lone surrogate, which UTF-8 cannot hold, is still escaped: an error
+    can name a field of the request, and a field's name is not validated.
+    """
+
+    ensure_ascii = False
+    sort_keys = False
+
+    def dumps(self, obj, **kwargs):
+        text = super().dumps(obj, **kwargs)
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                text = super().dumps(obj, **{**kwargs, "ensure_ascii": True})
+        return text
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -68,14 +113,15 @@ class Blueprint(flask_smorest.Blueprint):
 def init_app(app, blueprints):
     """Set a service's app up as both run: behind the gateway, logging through gunicorn,
     with the one error shape, the request hooks, and the service's blueprints."""
-    # Keep the schemas' field order (the lab's order) instead of sorting keys.
-    app.json.sort_keys = False
+    # UTF-8 answers, in the schemas' field order (the lab's order), not sorted keys.
+    app.json = Utf8JsonProvider(app)
     use_gunicorn_logging()
     # Behind the gateway: trust its X-Forwarded-* headers (one proxy hop), so that the
     # docs under /logger/ or /predictor/ link to their own OpenAPI document.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_prefix=1)
 
     api = Api(app)
+    docs.init_app(app)
     install_request_hooks(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

@@ -10,7 +10,8 @@ class ApiConfig:
     OPENAPI_VERSION = "3.0.3"
     OPENAPI_URL_PREFIX = "/"
     OPENAPI_JSON_PATH = "openapi.json"
-    OPENAPI_SWAGGER_UI_PATH = "docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
-    OPENAPI_REDOC_PATH = "redoc"
-    OPENAPI_REDOC_URL = "https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js"
+    # No pages from flask-smorest: they load Swagger UI and ReDoc from a URL, and start
+    # Swagger UI with an inline script that a strict CSP blocks. servicekit.docs serves
+    # /docs and /redoc from pinned copies instead.
+    OPENAPI_SWAGGER_UI_PATH = None
+    OPENAPI_REDOC_PATH = None

@@ -5,3 +5,6 @@
 REQUEST_ID_HEADER = "X-Request-ID"
 # Names the predictor replica that answered.
 SERVED_BY_HEADER = "X-Served-By"
+# Names the client (the API key's owner) that sent a request: set by the gateway, which
+# drops any that the client sent; the logger stores it with each record.
+CLIENT_ID_HEADER = "X-Client-Id"

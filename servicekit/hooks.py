@@ -1,4 +1,5 @@
-"""Request hooks: an id for every request, and request bodies that are JSON or refused."""
+"""Request hooks: an id for every request, the client's id when the gateway names it,
+and request bodies that are plain JSON or refused."""
 
 import re
 import uuid
@@ -6,25 +7,36 @@ import uuid
 from flask import g, request
 from flask_smorest import abort
 
-from .headers import REQUEST_ID_HEADER
+from .headers import CLIENT_ID_HEADER, REQUEST_ID_HEADER
 
 # Accept a caller's id only when it is short and harmless to log and to pass on.
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# The same for the client id the gateway sets; anything else is stored as no client.
+SANE_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def install_request_hooks(app):
-    """Give every request an id, and reject request bodies that are not JSON."""
+    """Give every request an id and its client's (or None), and reject request bodies
+    that are not JSON or come encoded."""
 
     @app.before_request
-    def assign_request_id():
+    def assign_ids():
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         g.request_id = incoming if SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        client_id = request.headers.get(CLIENT_ID_HEADER, "")
+        g.client_id = client_id if SANE_CLIENT_ID.fullmatch(client_id) else None
 
     @app.before_request
     def require_json_body():
         # url_rule is None when routing failed: let that 404 or 405 through instead.
         if request.method != "POST" or request.url_rule is None:
             return
+        # No service decodes a body: one marked gzip (or anything but identity) would be
+        # read as if it were plain. RFC 7694: say which coding is accepted.
+        encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            abort(415, message="Content-Encoding is not supported: send the body unencoded.",
+                  headers={"Accept-Encoding": "identity"})
         if not request.is_json:
             abort(415, message="Content-Type must be application/json.")
         body = request.get_data(cache=True)

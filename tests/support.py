@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from http.client import HTTPConnection
 from pathlib import Path
 
 import requests
@@ -249,3 +250,22 @@ class SteadyClient:
         deadline = time.monotonic() + timeout
         while len(self.statuses) + len(self.failures) < count and time.monotonic() < deadline:
             time.sleep(0.01)
+
+
+def request_from(address, port, method, path, body=None, headers=None, timeout=30):
+    """One request to the loopback port from a given source address (another client, as
+    the gateway sees it); return (status, headers, the JSON body or None)."""
+    connection = HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(address, 0))
+    try:
+        payload = None if body is None else json.dumps(body)
+        sent = {"Content-Type": "application/json", **(headers or {})} if body is not None else {}
+        connection.request(method, path, payload, sent)
+        response = connection.getresponse()
+        data = response.read()
+        try:
+            parsed = json.loads(data) if data else None
+        except ValueError:
+            parsed = None
+        return response.status, dict(response.getheaders()), parsed
+    finally:
+        connection.close()

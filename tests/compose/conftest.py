@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 import subprocess
@@ -46,24 +47,49 @@ def inspect(container_or_image, template):
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
-class Compose:
-    """docker-compose under a unique project name, with its ports on free loopback ports."""
+def published(container_id):
+    """A container's published ports: {"8000/tcp": {(host address, host port), ...}}."""
+    ports = json.loads(inspect(container_id, "{{json .NetworkSettings.Ports}}"))
+    return {
+        port: {(binding["HostIp"], int(binding["HostPort"])) for binding in bindings or []}
+        for port, bindings in ports.items()
+    }
 
-    def __init__(self):
+
+# The override that publishes the logger's and the predictors' debugging ports.
+DEBUG_OVERRIDE = "docker-compose.debug.yml"
+
+
+class Compose:
+    """docker-compose under a unique project name, its gateway on a free port.
+
+    With debug, the stack of docker-compose.yml and DEBUG_OVERRIDE, whose debugging ports
+    are moved to free loopback ports too; without, docker-compose.yml alone.
+    """
+
+    def __init__(self, debug=False):
         self.project = f"mlgw-test-{uuid.uuid4().hex[:8]}"
         self.gateway_port = free_port()
-        predictor_ports = free_port_range(10)
-        # The gateway's other settings are left to their defaults: not taken from this shell.
+        files = ["docker-compose.yml", *([DEBUG_OVERRIDE] if debug else [])]
+        # The gateway's other settings are left to their defaults, and the debugging ports
+        # to this stack's choice: none of them taken from this shell.
         host = {name: value for name, value in os.environ.items()
-                if name not in ("GATEWAY_RATE_LIMIT", "GATEWAY_RATE_BURST")}
+                if name not in ("GATEWAY_RATE_LIMIT", "GATEWAY_RATE_BURST",
+                                "LOGGER_DEBUG_PORT", "PREDICTOR_DEBUG_PORTS")}
         self.env = {
             **host,
+            # In the environment, not as -f options: the documented commands that a test
+            # runs as written (docs/reliability.md) then see the same files.
+            "COMPOSE_FILE": os.pathsep.join(files),
+            "COMPOSE_PATH_SEPARATOR": os.pathsep,
             "GATEWAY_PUBLISH_PORT": str(self.gateway_port),
-            "LOGGER_DEBUG_PORT": str(free_port()),
-            "PREDICTOR_DEBUG_PORTS": f"{predictor_ports}-{predictor_ports + 9}",
             # The test drives load from one address: the per-client limit would answer 429.
             "GATEWAY_RATE_LIMIT_ENABLED": "off",
         }
+        if debug:
+            predictor_ports = free_port_range(10)
+            self.env["LOGGER_DEBUG_PORT"] = str(free_port())
+            self.env["PREDICTOR_DEBUG_PORTS"] = f"{predictor_ports}-{predictor_ports + 9}"
         self.url = f"http://127.0.0.1:{self.gateway_port}"
 
     def __call__(self, *args, timeout=900):
@@ -112,7 +138,7 @@ class Compose:
 
 @pytest.fixture(scope="module")
 def compose():
-    """The stack from docker-compose.yml with 3 predictors; always torn down."""
+    """The stack from docker-compose.yml alone with 3 predictors; always torn down."""
     ensure_docker_engine()
     stack = Compose()
     try:

@@ -1,6 +1,6 @@
-"""docker-compose.yml and the build contexts, read without Docker: the Compose
-specification, what each image is built from, the drain time, and the defaults that
-only the file shows."""
+"""docker-compose.yml, its debug override and the build contexts, read without Docker:
+the Compose specification, what each image is built from, the drain time, and the
+defaults that only the files show."""
 
 import os
 import re
@@ -17,18 +17,20 @@ from docker.utils.build import exclude_paths
 from tests.support import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+DEBUG_OVERRIDE = ROOT / "docker-compose.debug.yml"
 SERVICE_IMAGE_FOLDERS = ("logger_service", "predictor_service", "servicekit")
 
 
-def compose_services():
-    return yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+def compose_services(path=COMPOSE_FILE):
+    return yaml.safe_load(path.read_text())["services"]
 
 
-def test_compose_file_validates_against_the_compose_specification():
+@pytest.mark.parametrize("path", [COMPOSE_FILE, DEBUG_OVERRIDE], ids=lambda path: path.name)
+def test_compose_file_validates_against_the_compose_specification(path):
     check = Path(sys.executable).with_name("check-jsonschema")
 
     result = subprocess.run(
-        [str(check), "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)],
+        [str(check), "--builtin-schema", "vendor.compose-spec", str(path)],
         capture_output=True, text=True,
     )
 
@@ -36,17 +38,20 @@ def test_compose_file_validates_against_the_compose_specification():
 
 
 def test_the_published_ports_and_the_start_order():
-    # What tests/compose/test_stack.py cannot see: it moves every published port to a
-    # free one, so the defaults (80 for clients; 8000 and 8001-8010 on loopback for
-    # debugging, as the README says) show only here; and once the stack is up nothing
-    # shows that the gateway waited for healthy services rather than started ones. How
-    # the ports are bound, the scaling, the healthchecks, restarts and the volume are
-    # checked there, on the running stack.
+    # What tests/compose/ cannot see: its stacks move every published port to a free
+    # one, so the defaults (80 for clients; with the debug override 8000 and 8001-8010 on
+    # loopback, as the README says) show only here; and once the stack is up nothing
+    # shows that the gateway waited for healthy services rather than started ones. That
+    # the default stack publishes nothing else, how the ports are bound, the scaling,
+    # the healthchecks, restarts and the volume are checked on running stacks
+    # (test_stack.py, test_debug_override.py).
     services = compose_services()
+    debug_services = compose_services(DEBUG_OVERRIDE)
 
     assert services["gateway"]["ports"] == ["${GATEWAY_PUBLISH_PORT:-80}:80"]
-    assert services["logger"]["ports"] == ["127.0.0.1:${LOGGER_DEBUG_PORT:-8000}:8000"]
-    assert services["predictor"]["ports"] == ["127.0.0.1:${PREDICTOR_DEBUG_PORTS:-8001-8010}:8001"]
+    assert debug_services["logger"]["ports"] == ["127.0.0.1:${LOGGER_DEBUG_PORT:-8000}:8000"]
+    assert debug_services["predictor"]["ports"] == [
+        "127.0.0.1:${PREDICTOR_DEBUG_PORTS:-8001-8010}:8001"]
     assert services["gateway"]["depends_on"] == {
         "logger": {"condition": "service_healthy"},
         "predictor": {"condition": "service_healthy"},

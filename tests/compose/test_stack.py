@@ -11,11 +11,12 @@ import pytest
 import requests
 
 from gateway import render
-from gateway.layout import Layout
-from tests.compose.conftest import inspect
+from gateway.layout import GATEWAY_DEFAULTS, Layout
+from tests.compose.conftest import inspect, published
 from tests.support import (
     ROOT,
     SteadyClient,
+    answers_ok,
     matches,
     readme_examples,
     run_example,
@@ -126,12 +127,21 @@ def test_each_container_runs_the_healthcheck_of_its_image(compose, service):
 
 
 def test_the_gateway_routes_with_the_defaults_of_local_runs_unless_the_host_sets_them(compose):
+    [gateway] = container_ids(compose, "gateway")
     routing = compose("exec", "-T", "gateway", "cat", "/etc/nginx/conf.d/gateway.conf")
+    # A variable the host leaves unset is listed bare, without a value: it is unset.
+    environment = dict(entry.split("=", 1)
+                       for entry in json.loads(inspect(gateway, "{{json .Config.Env}}"))
+                       if "=" in entry)
+    # The image's own settings (its addresses and ports), as its Dockerfile's ENV sets them.
+    image_settings = {name: environment[name] for name in render.gateway_settings(Layout())
+                      if name not in GATEWAY_DEFAULTS}
 
     # The fixture's shell turns the limit off (its load would meet it) and sets no other
     # setting: the image fills in nginx/gateway.env's defaults, as a local run does.
     assert compose.env["GATEWAY_RATE_LIMIT_ENABLED"] == "off"
-    assert routing == render.render_gateway(Layout(port=80, rate_limit_enabled=False))
+    local = render.gateway_settings(Layout(rate_limit_enabled=False))
+    assert routing == render.fill_in_gateway({**local, **image_settings})
 
 
 def wait_until_healthy(container_id, timeout=120):
@@ -139,32 +149,17 @@ def wait_until_healthy(container_id, timeout=120):
                timeout=timeout, what=f"{container_id[:12]} healthy")
 
 
-def published(container_id):
-    """A container's published ports: {"8000/tcp": {(host address, host port), ...}}."""
-    ports = json.loads(inspect(container_id, "{{json .NetworkSettings.Ports}}"))
-    return {
-        port: {(binding["HostIp"], int(binding["HostPort"])) for binding in bindings or []}
-        for port, bindings in ports.items()
-    }
-
-
-def test_only_the_gateway_is_published_beyond_loopback(compose):
+def test_only_the_gateway_is_published(compose):
     [gateway] = container_ids(compose, "gateway")
-    [logger] = container_ids(compose, "logger")
-    first, last = map(int, compose.env["PREDICTOR_DEBUG_PORTS"].split("-"))
-    logger_port = int(compose.env["LOGGER_DEBUG_PORT"])
 
     gateway_bindings = published(gateway)["80/tcp"]
     assert {address for address, _ in gateway_bindings} <= {"0.0.0.0", "::"}
     assert {port for _, port in gateway_bindings} == {compose.gateway_port}
-    assert published(logger) == {"8000/tcp": {("127.0.0.1", logger_port)}}
-    assert requests.get(f"http://127.0.0.1:{logger_port}/health", timeout=10).status_code == 200
+    # Their images expose a port (listed, bound to nothing); the debugging ports come
+    # only with docker-compose.debug.yml (tests/compose/test_debug_override.py).
+    assert published(container_ids(compose, "logger")[0]) == {"8000/tcp": set()}
     for predictor in compose.running_predictors():
-        [(address, port)] = published(predictor)["8001/tcp"]
-        assert address == "127.0.0.1" and first <= port <= last
-        # Each replica answers on its own debugging port.
-        answer = requests.get(f"http://127.0.0.1:{port}/health", timeout=10)
-        assert answer.headers["X-Served-By"].split(":")[0] == predictor[:12]
+        assert published(predictor) == {"8001/tcp": set()}
 
 
 def test_all_three_replicas_serve(compose, http):
@@ -294,11 +289,32 @@ def test_scaling_up_and_down_while_running_is_followed_within_15_seconds(compose
     wait_until_the_gateway_follows(compose, http)
 
 
+def test_the_default_stack_scales_to_11_predictors_and_back(compose, http):
+    # Beyond the ten ports of the debug override's range, which the default stack does
+    # not publish. Back to 3 within the test, so that it costs one scale-up.
+    compose("up", "-d", "--scale", "predictor=11")
+    replicas = compose.running_predictors()
+    assert len(replicas) == 11
+    for container_id in replicas:
+        wait_until_healthy(container_id)
+    wait_until_the_gateway_follows(compose, http)
+
+    compose("up", "-d", "--scale", "predictor=3")
+    assert len(compose.predictor_hostnames()) == 3
+    wait_until_the_gateway_follows(compose, http)
+
+
+def logger_records(compose):
+    """The logger's latest records, through the gateway: the logger publishes no port."""
+    response = requests.get(f"{compose.url}/logs", params={"limit": 50}, timeout=10)
+    assert response.status_code == 200, response.text
+    return [record["data"] for record in response.json()["records"]]
+
+
 def test_the_loggers_records_outlive_its_container(compose):
-    logger_url = f"http://127.0.0.1:{compose.env['LOGGER_DEBUG_PORT']}"
     data = f"kept across containers {uuid.uuid4().hex}"
     before = container_ids(compose, "logger")
-    recorded = requests.post(f"{logger_url}/process", json={"data": data}, timeout=10)
+    recorded = requests.post(f"{compose.url}/process", json={"data": data}, timeout=10)
     assert recorded.status_code == 200
 
     compose("up", "-d", "--no-deps", "--force-recreate", "logger")
@@ -306,5 +322,7 @@ def test_the_loggers_records_outlive_its_container(compose):
     wait_until_healthy(after)
 
     assert [after] != before  # a new container, the same volume
-    records = requests.get(f"{logger_url}/logs", params={"limit": 50}, timeout=10).json()
-    assert data in [record["data"] for record in records["records"]]
+    # The new container may have a new address: the gateway follows it within seconds.
+    wait_until(lambda: answers_ok(f"{compose.url}/logs"), timeout=30,
+               what="the gateway reaching the new logger")
+    assert data in logger_records(compose)

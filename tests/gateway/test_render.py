@@ -7,11 +7,13 @@ import runpy
 import stat
 import subprocess
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from gateway import render
-from gateway.layout import Layout
+from gateway.layout import GATEWAY_DEFAULTS, Layout
 from tests.support import ROOT
 
 
@@ -91,27 +93,43 @@ def test_with_no_replica_in_the_dns_the_pool_is_one_down_server(tmp_path):
     ]
 
 
-def image_routing(**environment):
-    """The routing file that the gateway image's render-gateway.sh writes."""
+def image_configuration(tmp_path, **environment):
+    """The main file and the routing file that the gateway image's render-gateway.sh
+    writes, given environment."""
     settings = {name: value for name, value in os.environ.items()
                 if not name.startswith("GATEWAY_")}
-    result = subprocess.run(
-        ["sh", str(ROOT / "nginx" / "render-gateway.sh"), "--print"],
-        env={**settings, "GATEWAY_NGINX_DIR": str(ROOT / "nginx"), **environment},
-        capture_output=True, text=True, check=True,
+    subprocess.run(
+        ["sh", str(ROOT / "nginx" / "render-gateway.sh"), str(tmp_path)],
+        env={**settings, "GATEWAY_NGINX_DIR": str(ROOT / "nginx"), **environment}, check=True,
     )
-    return result.stdout
+    return (tmp_path / "nginx.conf").read_text(), (tmp_path / "conf.d" / "gateway.conf").read_text()
 
 
-def test_the_image_fills_in_the_routing_with_the_defaults_of_local_runs():
-    assert image_routing(GATEWAY_PORT="80") == render.render_gateway(Layout(port=80))
+# The image's Nginx lives in /etc/nginx: a local run folder of /etc has the same paths.
+IMAGE_LAYOUT = Layout(port=80, run_dir=Path("/etc"))
 
 
-def test_the_environment_overrides_each_default_in_the_image():
-    overridden = Layout(port=81, rate_limit="7r/s", rate_burst=9, rate_limit_enabled=False)
+def settings_of(layout, leave_out=()):
+    """The routing template's settings for layout, as an environment would give them."""
+    return {name: str(value) for name, value in render.gateway_settings(layout).items()
+            if name not in leave_out}
 
-    assert image_routing(GATEWAY_PORT="81", GATEWAY_RATE_LIMIT="7r/s", GATEWAY_RATE_BURST="9",
-                         GATEWAY_RATE_LIMIT_ENABLED="off") == render.render_gateway(overridden)
+
+def test_the_image_fills_in_the_templates_with_the_defaults_of_local_runs(tmp_path):
+    # Only the settings that are not in gateway.env, as the image's ENV gives them.
+    main, routing = image_configuration(tmp_path, **settings_of(IMAGE_LAYOUT, GATEWAY_DEFAULTS))
+
+    assert main == render.render_nginx_main(IMAGE_LAYOUT)
+    assert routing == render.render_gateway(IMAGE_LAYOUT)
+
+
+def test_the_environment_overrides_each_default_in_the_image(tmp_path):
+    overridden = replace(IMAGE_LAYOUT, port=81, rate_limit="7r/s", rate_burst=9,
+                         rate_limit_enabled=False)
+
+    _, routing = image_configuration(tmp_path, **settings_of(overridden))
+
+    assert routing == render.render_gateway(overridden)
 
 
 def block(config, opening):

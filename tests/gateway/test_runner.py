@@ -104,10 +104,8 @@ def test_sigterm_stops_the_stack_and_leaves_no_process(tmp_path):
 
 def test_ctrl_c_while_starting_stops_everything_without_an_error(tmp_path):
     stack = StackUnderTest(tmp_path, predictors=1).launch()
-    # The replica's gunicorn has started and is still loading the model.
-    replica_log = stack.layout.log_dir / f"predictor-{stack.predictor_ports[0]}.log"
-    wait_until(lambda: replica_log.exists() and "Booting worker" in replica_log.read_text(),
-               what="the replica booting")
+    # supervisord has started the replica, which loads its model before it listens.
+    wait_until(lambda: "spawned: 'predictor-" in stack.output(), what="the replica starting")
 
     stack.process.send_signal(signal.SIGINT)
 

@@ -62,3 +62,13 @@ def test_unexpected_error_is_500_json_without_traceback(tmp_path):
 
     assert_error(response, 500)
     assert "secret internals" not in response.get_data(as_text=True)
+
+
+def test_405_says_which_methods_the_route_allows(client):
+    logs = client.post("/logs", json={})
+    process = client.get("/process")
+
+    assert_error(logs, 405)
+    assert set(logs.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    assert_error(process, 405)
+    assert set(process.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}

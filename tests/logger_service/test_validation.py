@@ -80,3 +80,67 @@ def test_unknown_logs_query_parameters_are_422_each_named(client):
     assert assert_error(response, 422)["errors"] == {
         "query": {"limt": ["Unknown field."], "page": ["Unknown field."]}
     }
+
+
+def test_a_body_marked_gzip_is_415_and_not_recorded(client, records):
+    response = client.post("/process", json={"data": "plain, not gzip"},
+                           headers={"Content-Encoding": "gzip"})
+
+    assert_error(response, 415, "Content-Encoding")
+    assert records() == []
+
+
+def test_a_lone_surrogate_is_422_and_not_recorded(client, records):
+    response = client.post("/process", data=b'{"data": "a\\ud800b"}',
+                           content_type="application/json")
+
+    errors = assert_error(response, 422)["errors"]["json"]
+    assert errors == {"data": ["Must be valid Unicode text: no lone surrogate."]}
+    assert records() == []
+
+
+@pytest.mark.parametrize("query", [
+    "limit=%EF%BC%91",  # a full-width 1
+    "limit=1_0", "limit=%2B5", "limit=%205", "limit=5%20", "before_id=%EF%BC%91",
+])
+def test_logs_query_integers_are_ascii_digits_only(client, query):
+    post_one(client)
+    field = query.split("=")[0]
+
+    errors = assert_error(client.get(f"/logs?{query}"), 422)["errors"]["query"]
+
+    assert errors == {field: ["Not a valid integer: use ASCII digits (0-9) only."]}
+
+
+@pytest.mark.parametrize("query, message", [
+    ("limit=0", "Must be greater than or equal to 1 and less than or equal to 500."),
+    ("limit=-5", "Must be greater than or equal to 1 and less than or equal to 500."),
+    ("limit=501", "Must be greater than or equal to 1 and less than or equal to 500."),
+])
+def test_logs_limit_out_of_range_keeps_its_message(client, query, message):
+    assert assert_error(client.get(f"/logs?{query}"), 422)["errors"]["query"] == {
+        "limit": [message]
+    }
+
+
+@pytest.mark.parametrize("query, repeated", [
+    ("limit=1&limit=2", ["limit"]),
+    ("limit=1&limit=1", ["limit"]),
+    ("before_id=9&limit=2&before_id=5&limit=2", ["before_id", "limit"]),
+])
+def test_a_repeated_logs_parameter_is_422_naming_it(client, query, repeated):
+    errors = assert_error(client.get(f"/logs?{query}"), 422)["errors"]["query"]
+
+    assert errors == {name: ["Given more than once: send this parameter once."]
+                      for name in repeated}
+
+
+def post_one(client):
+    assert client.post("/process", json={"data": "one"}).status_code == 200
+
+
+def test_an_unknown_field_named_by_a_lone_surrogate_is_422_json(client):
+    response = client.post("/process", data=b'{"data": "a", "\\udc00": 1}',
+                           content_type="application/json")
+
+    assert assert_error(response, 422)["errors"]["json"] == {"\udc00": ["Unknown field."]}

@@ -49,3 +49,13 @@ def test_unexpected_error_is_500_json_without_traceback():
     body = assert_error(response, 500)
     assert "secret internals" not in response.get_data(as_text=True)
     assert body["status"] == "Internal Server Error"
+
+
+def test_405_says_which_methods_the_route_allows(client):
+    predict = client.get("/predict")
+    model = client.post("/model", json={})
+
+    assert_error(predict, 405)
+    assert set(predict.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+    assert_error(model, 405)
+    assert set(model.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}

@@ -70,3 +70,59 @@ def test_body_over_one_mebibyte_is_413(client):
     response = client.post("/predict", data=body, content_type="application/json")
 
     assert_error(response, 413)
+
+
+def test_a_body_marked_gzip_is_415(client):
+    response = client.post("/predict", json={"input": "a cat"},
+                           headers={"Content-Encoding": "gzip"})
+
+    assert_error(response, 415, "Content-Encoding")
+
+
+@pytest.mark.parametrize("body, errors", [
+    (b'{"input": "a\\ud800b"}', {"input": ["Must be valid Unicode text: no lone surrogate."]}),
+    (b'{"inputs": ["ok", "\\udfff", "fine"]}',
+     {"inputs": {"1": ["Must be valid Unicode text: no lone surrogate."]}}),
+])
+def test_a_lone_surrogate_is_422_as_in_the_logger(client, body, errors):
+    response = client.post("/predict", data=body, content_type="application/json")
+
+    assert assert_error(response, 422)["errors"]["json"] == errors
+
+
+def test_a_surrogate_pair_is_one_valid_character(client):
+    response = client.post("/predict", data=b'{"input": "\\ud83d\\udc31"}',
+                           content_type="application/json")
+
+    assert response.status_code == 200
+    assert response.get_json()["prediction"]["input_length"] == 1  # one cat emoji
+
+
+@pytest.mark.parametrize("body, field, total", [
+    ({"inputs": ["a" * 50, "b" * 50, "c" * 24]}, "inputs", 124),
+    ({"input": "a" * 124}, "input", 124),
+])
+def test_more_characters_than_the_configured_limit_are_422_naming_it(
+        app, client, monkeypatch, body, field, total):
+    monkeypatch.setitem(app.config, "MAX_REQUEST_CHARS", 123)  # read from the config
+
+    errors = assert_error(client.post("/predict", json=body), 422)["errors"]["json"]
+
+    assert errors == {field: [f"Too much text for one request: {total} characters, at most 123 "
+                              "in all: send fewer or shorter texts per request."]}
+
+
+@pytest.mark.parametrize("body", [{"inputs": ["a" * 50, "b" * 50, "c" * 23]}, {"input": "a" * 123}])
+def test_characters_up_to_the_limit_are_classified(app, client, monkeypatch, body):
+    monkeypatch.setitem(app.config, "MAX_REQUEST_CHARS", 123)
+
+    assert client.post("/predict", json=body).status_code == 200
+
+
+def test_the_default_limit_takes_the_longest_single_input_and_refuses_attack_sizes(app, client):
+    longest = client.post("/predict", json={"input": "x" * 10_000})
+    heavy = client.post("/predict", json={"inputs": ["x" * 10_000] * 100})
+
+    assert longest.status_code == 200
+    limit = app.config["MAX_REQUEST_CHARS"]
+    assert f"at most {limit} in all" in assert_error(heavy, 422)["errors"]["json"]["inputs"][0]
