@@ -18,7 +18,7 @@ HOSTNAME = socket.gethostname()
 
 
 def create_app(test_config=None):
-    """Create the predictor app, its model loaded and warmed up (LOAD_MODEL_ON_START)."""
+    """Create the predictor app; the model starts loading in the background."""
     app = Flask(__name__)
     app.config.from_object(Config)
     if test_config:
@@ -37,7 +37,7 @@ def create_app(test_config=None):
     )
     app.extensions["model"] = holder  # views reach it through model.get_model_holder()
     if app.config["LOAD_MODEL_ON_START"]:
-        holder.load()
+        holder.start()
 
     @app.after_request
     def add_served_by(response):

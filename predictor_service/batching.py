@@ -18,6 +18,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from concurrent.futures import Future
 
 log = logging.getLogger(__name__)
@@ -33,18 +34,20 @@ class MicroBatcher:
         self.max_texts = max_texts
         self.max_wait = max_wait
         self._start()
+        # Threads do not survive a fork: a process forked from this one (each gunicorn
+        # worker, with --preload) starts a batching thread and a queue of its own at
+        # once, before it serves a request. Started lazily by the first request instead,
+        # two concurrent first requests could each make a queue, and one request wait
+        # on a queue that no thread reads.
+        batcher = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: batcher() and batcher()._start())
 
     def _start(self):
-        # Threads do not survive a fork: a process that inherited the batcher (gunicorn's
-        # --preload, say) starts its own batching thread, with a queue of its own.
-        self._pid = os.getpid()
         self._queue = queue.SimpleQueue()
         threading.Thread(target=self._run, name="micro-batcher", daemon=True).start()
 
     def predict(self, texts, timeout=None):
         """Return predict_many(texts), computed together with other waiting requests."""
-        if self._pid != os.getpid():
-            self._start()
         future = Future()
         self._queue.put((texts, future))
         return future.result(timeout)

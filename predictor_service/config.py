@@ -37,6 +37,11 @@ class Config(ApiConfig):
     MAX_QUEUED_CHARS = int(os.environ.get("PREDICTOR_MAX_QUEUED_CHARS", "500000"))
     # Tests turn this off to observe the not-yet-ready state.
     LOAD_MODEL_ON_START = True
+    # A /predict that arrives while the model loads (a replica just started) waits this
+    # long for it, under the gateway's 3 s read timeout, rather than answering 503: the
+    # gateway passes a replica's 503 on (it is load shedding), so one starting replica
+    # would otherwise fail requests during a rolling restart.
+    LOAD_WAIT_SECONDS = float(os.environ.get("PREDICTOR_LOAD_WAIT_SECONDS", "2"))
 
     API_TITLE = "Predictor service"
     API_VERSION = "1.0.0"

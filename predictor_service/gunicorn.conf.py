@@ -23,11 +23,6 @@ keepalive = int(os.environ.get("PREDICTOR_KEEPALIVE", "75"))
 timeout = int(os.environ.get("PREDICTOR_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("PREDICTOR_GRACEFUL_TIMEOUT", "20"))
 
-# The master builds the app, and so loads the model, before it listens and forks: a
-# replica refuses connections (which the gateway retries elsewhere) until it can
-# predict, instead of answering 503 while it loads, and the workers share the model.
-preload_app = True
-
 # The control socket is one fixed path per user: replicas on one host would fight over it.
 control_socket_disable = True
 

@@ -89,12 +89,10 @@ class TextClassifier:
 
 
 class ModelHolder:
-    """Load the model once, before the server takes a request, and report readiness.
+    """Load the model once per worker, off the request path, and report readiness.
 
-    gunicorn builds the app in its master before it listens (preload_app in
-    gunicorn.conf.py): a replica takes connections only once its model has answered a
-    warm-up prediction, and its workers share the loaded model. /ready is 200 from then
-    on, or 503 with the reason when the model could not be loaded.
+    Loading runs in a background thread so that the worker answers /health at once
+    and /ready turns 200 only after the model has answered a warm-up prediction.
     """
 
     WARM_UP_INPUT = "warm-up"
@@ -108,6 +106,10 @@ class ModelHolder:
         self._batcher = batcher_factory(self._predict_now) if batcher_factory else None
         # With an admission, a request past its bound is refused (admission.py).
         self.admission = admission
+
+    def start(self):
+        """Begin loading in a daemon thread; return at once."""
+        threading.Thread(target=self.load, name="model-loader", daemon=True).start()
 
     def load(self):
         """Load the artifact and warm it up; record the error instead of raising."""

@@ -1,5 +1,7 @@
 """Routes of the predictor: /predict and /model, and the probes."""
 
+from flask import current_app
+
 from servicekit.api import Blueprint
 from servicekit.probes import probes_blueprint
 
@@ -26,6 +28,7 @@ probes = probes_blueprint("predictor")
 def predict(payload):
     """Classify one text ("input") or a batch of texts ("inputs") in one model call."""
     holder = get_model_holder()
+    holder.wait(current_app.config["LOAD_WAIT_SECONDS"])
     model = holder.model
     if "inputs" in payload:
         return {"predictions": holder.predict(payload["inputs"]), "model": model.identity}

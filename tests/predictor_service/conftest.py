@@ -21,8 +21,9 @@ def app(ready_app):
 
 @pytest.fixture
 def unloaded_app():
-    """An app whose model has not started loading: the not-yet-ready state."""
-    return create_app({"TESTING": True, "LOAD_MODEL_ON_START": False})
+    """An app whose model has not started loading: the not-yet-ready state, which
+    /predict does not wait for."""
+    return create_app({"TESTING": True, "LOAD_MODEL_ON_START": False, "LOAD_WAIT_SECONDS": 0})
 
 
 @pytest.fixture

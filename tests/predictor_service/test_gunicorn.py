@@ -50,12 +50,3 @@ def test_gunicorn_and_the_app_log_to_stdout_and_nothing_to_stderr(replica):
     assert f"loaded from {replica.env['PREDICTOR_MODEL_PATH']}" in stdout  # the app's own line
     assert (replica.log_path.parent / "stderr.log").read_text() == ""
 
-
-def test_a_replica_takes_connections_only_once_its_model_can_predict(tmp_path):
-    # Started as soon as it answers /health: with the model loaded before gunicorn
-    # listens (preload_app), it is ready by then, so no request meets a loading replica.
-    with GunicornServer("predictor", tmp_path, env={"PREDICTOR_WORKERS": "2"},
-                        started="/health") as server:
-        ready = requests.get(f"{server.url}/ready", timeout=10)
-
-    assert ready.status_code == 200, ready.text

@@ -97,3 +97,15 @@ def test_predict_is_503_until_the_model_is_ready(unloaded_app):
     response = unloaded_app.test_client().post("/predict", json={"input": "a"})
 
     assert_error(response, 503, "Model is not ready")
+
+
+def test_a_prediction_sent_while_the_model_loads_waits_for_it(unloaded_app, holder_of):
+    # A replica that has just started: the gateway passes a 503 on, so it must not
+    # answer one merely because its model is still loading.
+    unloaded_app.config["LOAD_WAIT_SECONDS"] = 60
+    holder_of(unloaded_app).start()
+
+    response = unloaded_app.test_client().post("/predict", json={"input": "my cat"})
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["prediction"]["class"] == "cat"
