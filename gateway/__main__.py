@@ -1,10 +1,10 @@
-"""Command line of the local stack: `python -m gateway up|config|restart`."""
+"""Command line of the local stack: `python -m gateway up|config|restart|keys`."""
 
 import argparse
 import sys
 from pathlib import Path
 
-from . import render
+from . import keys, render
 from .layout import Layout
 from .restart import rolling_restart
 from .runner import StackError, up
@@ -22,6 +22,8 @@ def layout_from(args):
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
         rate_limit_enabled=not args.no_rate_limit,
+        api_keys=args.api_keys and args.api_keys.resolve(),
+        public=args.public,
     )
 
 
@@ -49,6 +51,20 @@ def parser():
         "--settle", type=float, default=5.0,
         help="seconds to wait after each replica is ready (the gateway's fail_timeout)",
     )
+    keys_command = commands.add_parser(
+        "keys", help="make, revoke and list the gateway's API keys (read on each request)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    keys_command.add_argument("--file", type=Path, default=keys.DEFAULT_STORE,
+                              help="the key store (hashes only)")
+    key_actions = keys_command.add_subparsers(dest="action", required=True)
+    add = key_actions.add_parser("add", help="make a key for a client and print it, once")
+    add.add_argument("client", help="the client's name, recorded with each of its inputs")
+    add.add_argument("--admin", action="store_true",
+                     help="may also read /logs and each service's own routes")
+    revoke = key_actions.add_parser("revoke", help="revoke one key, or every key of a client")
+    revoke.add_argument("name", help="a key's name (client.id) or a client's")
+    key_actions.add_parser("list", help="the keys' names and when each was made")
     for command in (up_command, config):
         command.add_argument("--predictors", type=int, default=Layout.predictors,
                              help="predictor replicas")
@@ -67,6 +83,10 @@ def parser():
         command.add_argument("--rate-burst", type=int, default=Layout.rate_burst,
                              help="requests over the rate")
         command.add_argument("--no-rate-limit", action="store_true", help="for benchmarks")
+        command.add_argument("--api-keys", type=Path, default=Layout.api_keys,
+                             help="the key store: with it, every route but /health needs a key")
+        command.add_argument("--public", action="store_true",
+                             help="listen on every address, not only 127.0.0.1 (needs keys)")
     return parser
 
 
@@ -74,6 +94,8 @@ def main(argv=None):
     arguments = parser()
     args = arguments.parse_args(argv)
     try:
+        if args.command == "keys":
+            return manage_keys(args)
         if args.command == "restart":
             rolling_restart(Layout(run_dir=args.run_dir.resolve()), args.settle)
             return 0
@@ -86,9 +108,24 @@ def main(argv=None):
             print(render.render_gateway(layout))
             return 0
         return up(layout)
-    except StackError as exc:
+    except (StackError, keys.KeyStoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def manage_keys(args):
+    if args.action == "add":
+        key = keys.add_key(args.file, args.client, admin=args.admin)
+        print(key)
+        print(f"(shown once; its hash is in {args.file}, in force from the next request)",
+              file=sys.stderr)
+    elif args.action == "revoke":
+        count = keys.revoke_key(args.file, args.name)
+        print(f"revoked {count} key(s) of {args.file}", file=sys.stderr)
+    else:
+        for stored in keys.read_store(args.file):
+            print(f"{stored.name}\t{stored.created}\t{'admin' if stored.admin else 'client'}")
+    return 0
 
 
 if __name__ == "__main__":

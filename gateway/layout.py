@@ -3,6 +3,7 @@
 Every default of `python -m gateway` is a default of Layout, and nowhere else.
 """
 
+import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -38,6 +39,10 @@ class Layout:
     rate_limit: str = GATEWAY_DEFAULTS["GATEWAY_RATE_LIMIT"]
     rate_burst: int = int(GATEWAY_DEFAULTS["GATEWAY_RATE_BURST"])
     rate_limit_enabled: bool = GATEWAY_DEFAULTS["GATEWAY_RATE_LIMIT_ENABLED"] == "on"
+    # The API keys' store (gateway/keys.py): when set, every route but /health needs a key.
+    api_keys: Path | None = None
+    # Listen on every address, not only 127.0.0.1: only with keys (gateway.runner).
+    public: bool = False
 
     @classmethod
     def on_free_ports(cls, run_dir, **settings):
@@ -55,6 +60,10 @@ class Layout:
             option = "--" + field.name.replace("_", "-")
             if field.name == "rate_limit_enabled":
                 arguments += [] if value else ["--no-rate-limit"]
+            elif field.name == "public":
+                arguments += ["--public"] if value else []
+            elif value is None:
+                continue
             else:
                 arguments += [option, str(value)]
         return arguments
@@ -66,6 +75,12 @@ class Layout:
     @property
     def nginx_dir(self):
         return self.run_dir / "nginx"
+
+    @property
+    def auth_socket(self):
+        # Where Nginx's workers can reach it: run as root, they run as nobody, who may not
+        # enter the run folder. One gateway port, one socket.
+        return Path(tempfile.gettempdir()) / f"gateway-{self.port}-auth.sock"
 
     @property
     def log_dir(self):

@@ -29,15 +29,22 @@ def find_nginx():
 
 def gateway_settings(layout):
     """The values of the routing template's variables, as render-gateway.sh gives them."""
+    keys = layout.api_keys
     return {
-        # A local run serves this machine only (the image listens on every address).
-        "GATEWAY_ADDRESS": "127.0.0.1",
+        # A local run serves this machine only unless asked (the image listens on every
+        # address); the internal listener always serves this machine only.
+        "GATEWAY_ADDRESS": "0.0.0.0" if layout.public else "127.0.0.1",
         "GATEWAY_PORT": layout.port,
         "GATEWAY_INTERNAL_ADDRESS": "127.0.0.1",
         "GATEWAY_INTERNAL_PORT": layout.internal_port,
         "GATEWAY_RATE_LIMIT": layout.rate_limit,
         "GATEWAY_RATE_BURST": layout.rate_burst,
         "GATEWAY_RATE_LIMIT_ENABLED": "on" if layout.rate_limit_enabled else "off",
+        # Keys are checked when a store is given (the same rule as render-gateway.sh).
+        "GATEWAY_API_KEYS": keys or "/dev/null",
+        "GATEWAY_AUTH": "/_gateway_auth" if keys else "off",
+        "GATEWAY_ADMIN_AUTH": "/_gateway_admin_auth" if keys else "off",
+        "GATEWAY_AUTH_SOCKET": layout.auth_socket,
     }
 
 
@@ -106,6 +113,8 @@ def write_all(layout, nginx):
     included = layout.nginx_dir / "conf.d"  # the same names as in the image
     included.mkdir(parents=True, exist_ok=True)
     layout.log_dir.mkdir(parents=True, exist_ok=True)
+    # Left by an Nginx that was killed: it would refuse to listen there again.
+    layout.auth_socket.unlink(missing_ok=True)
     (layout.nginx_dir / "nginx.conf").write_text(render_nginx_main(layout))
     (included / "00-upstreams.conf").write_text(render_upstreams(layout))
     (included / "gateway.conf").write_text(render_gateway(layout))

@@ -6,13 +6,15 @@
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
-from . import render, supervisor
+from . import keys, render, supervisor
 from .layout import ROOT
 from .ports import port_is_free
 
@@ -58,7 +60,35 @@ def clear_stale_stack(layout):
         supervisor.clear(leftovers)
 
 
+def check_keys(layout):
+    """A gateway that listens beyond this machine must have keys to check."""
+    if layout.api_keys is None:
+        if layout.public:
+            raise StackError(
+                "--public needs API keys: make one with `python -m gateway keys add NAME`, "
+                "then add `--api-keys secrets/api-keys`."
+            )
+        return
+    try:
+        count = len(keys.read_store(layout.api_keys))
+    except (OSError, keys.KeyStoreError) as exc:
+        raise StackError(f"cannot read the API keys: {exc}") from exc
+    if layout.public and count == 0:
+        raise StackError(f"--public needs API keys, and {layout.api_keys} holds none: "
+                         "make one with `python -m gateway keys add NAME`.")
+    if os.geteuid() == 0 and not readable_by_everyone(layout.api_keys):
+        raise StackError(f"{layout.api_keys} must be readable by Nginx's workers, which run "
+                         "as nobody: every folder above it searchable, the file readable.")
+
+
+def readable_by_everyone(path):
+    path = Path(path)
+    return bool(path.stat().st_mode & stat.S_IROTH) and all(
+        folder.stat().st_mode & stat.S_IXOTH for folder in path.parents)
+
+
 def check_can_start(layout):
+    check_keys(layout)
     nginx = render.find_nginx()
     if not nginx:
         raise StackError("Nginx is not installed: run `sudo apt-get install -y nginx`, then retry.")

@@ -9,7 +9,7 @@ import urllib3
 from flask import current_app
 
 from servicekit.errors import ServiceError
-from servicekit.headers import REQUEST_ID_HEADER
+from servicekit.headers import CLIENT_ID_HEADER, REQUEST_ID_HEADER
 
 
 class ForwardError(ServiceError):
@@ -96,11 +96,15 @@ class PredictorClient:
         """The breaker's state: closed, open or half-open."""
         return self.breaker.current_state
 
-    def predict(self, text, request_id):
-        """Return the predictor's JSON answer for one text; raise a ForwardError if none."""
+    def predict(self, text, request_id, client_id=None):
+        """Return the predictor's JSON answer for one text; raise a ForwardError if none.
+
+        client_id, the client the gateway named, goes with the forward (the internal
+        listener passes it on), so the pool sees who asked.
+        """
         trial = self._admit()
         try:
-            answer = self._post(text, request_id)
+            answer = self._post(text, request_id, client_id)
         except ForwardError as exc:
             self._record(exc, trial)
             raise
@@ -146,9 +150,11 @@ class PredictorClient:
             except (ForwardError, pybreaker.CircuitBreakerError):
                 pass  # the call's own outcome is what predict() reports
 
-    def _post(self, text, request_id):
+    def _post(self, text, request_id, client_id):
         body = json.dumps({"input": text}).encode()
         headers = {"Content-Type": "application/json", REQUEST_ID_HEADER: request_id}
+        if client_id:
+            headers[CLIENT_ID_HEADER] = client_id
         started = time.monotonic()
         try:
             try:

@@ -43,7 +43,8 @@ def process(payload):
     outcome, prediction, failure = "logged", None, None
     if payload["forward_to_model"]:
         try:
-            prediction = get_predictor_client().predict(payload["data"], g.request_id)
+            prediction = get_predictor_client().predict(payload["data"], g.request_id,
+                                                       g.client_id)
         except ForwardError as error:
             log.warning("request %s: %s", g.request_id, error)
             outcome, failure = error.outcome, error

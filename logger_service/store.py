@@ -11,6 +11,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from datetime import UTC, datetime
 
 from flask import current_app
@@ -99,12 +100,35 @@ class LogStore:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         except OSError as exc:
             raise sqlite3.OperationalError(f"cannot create the database's folder: {exc}") from exc
-        with sqlite3.connect(self.path, timeout=self.busy_timeout) as conn:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.executescript(SCHEMA)
-        conn.close()
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        try:
+            self._switch_to_wal(conn)
+            # Under the write lock from the start (BEGIN IMMEDIATE), waited for up to
+            # busy_timeout. A deferred transaction reads first, then asks for the write
+            # lock, and of two such transactions SQLite fails one at once with
+            # "database is locked" (a deadlock) instead of letting it wait.
+            conn.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;")
+        finally:
+            conn.close()
         self._add_missing_columns()
         self._schema_created = True
+
+    def _switch_to_wal(self, conn):
+        """Set WAL mode, waiting up to busy_timeout for the other workers' connections.
+
+        Leaving a rollback journal (a database made by an older version) needs every
+        other connection's lock gone, and SQLite answers "database is locked" at once,
+        without its busy handler, while a worker starting beside this one reads.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _add_missing_columns(self):
         """Bring a database made by an older version up to SCHEMA's columns.

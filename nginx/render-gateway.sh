@@ -18,6 +18,26 @@ while IFS='=' read -r name default; do
     export "$name=$(printenv "$name" || printf '%s' "$default")"
 done < "$dir/gateway.env"
 
+# API keys: checked when GATEWAY_API_KEYS names the store (docker-compose.keys.yml mounts
+# it as a secret), the same rule as `python -m gateway up --api-keys`, and with the keys'
+# check on the same socket.
+if [ -n "${GATEWAY_API_KEYS:-}" ]; then
+    # Every request would be a 500: say why, and do not start.
+    if [ $# -eq 0 ] && ! su -s /bin/sh nobody -c "test -r '$GATEWAY_API_KEYS'"; then
+        echo "render-gateway: the API keys' store $GATEWAY_API_KEYS is missing or not" \
+             "readable by Nginx's workers (nobody): make keys with" \
+             "\`python -m gateway keys add NAME\` on the host" >&2
+        exit 1
+    fi
+    export GATEWAY_AUTH=/_gateway_auth GATEWAY_ADMIN_AUTH=/_gateway_admin_auth
+else
+    export GATEWAY_API_KEYS=/dev/null GATEWAY_AUTH=off GATEWAY_ADMIN_AUTH=off
+fi
+export GATEWAY_AUTH_SOCKET="${TMPDIR:-/tmp}/gateway-$GATEWAY_PORT-auth.sock"
+if [ $# -eq 0 ]; then
+    rm -f "$GATEWAY_AUTH_SOCKET"  # left by a killed Nginx, which would not listen there again
+fi
+
 variables=$(grep -o '[$][{]GATEWAY_[A-Z_]*[}]' "$dir/gateway.conf.template" | sort -u | tr '\n' ' ')
 mkdir -p "$out/conf.d"
 envsubst "$variables" < "$dir/gateway.conf.template" > "$out/conf.d/gateway.conf"

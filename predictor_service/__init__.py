@@ -31,6 +31,7 @@ def create_app(test_config=None):
             MicroBatcher,
             max_texts=app.config["MICRO_BATCH_MAX_TEXTS"],
             max_wait=app.config["MICRO_BATCH_MAX_WAIT_MS"] / 1000,
+            max_chars=app.config["MICRO_BATCH_MAX_CHARS"],
         )
     holder = ModelHolder(
         app.config["MODEL_PATH"], batcher_factory, Admission(app.config["MAX_QUEUED_CHARS"])

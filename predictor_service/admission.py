@@ -38,11 +38,15 @@ class Admission:
 
     The request thread never blocks here: it is admitted or refused at once. A request
     bigger than max_chars on its own is admitted when nothing else is in flight, so
-    that no valid request is refused forever.
+    that no valid request is refused forever. A light request (at most 1 % of the bound)
+    is always admitted: one client's heavy batches fill the bound, and must not make
+    every other client's one-line request a 503. Light ones add at most the worker's
+    threads times 1 % of the bound.
     """
 
     def __init__(self, max_chars):
         self.max_chars = max_chars
+        self.light_chars = max_chars // 100
         self.in_flight = 0
         self._lock = threading.Lock()
 
@@ -52,7 +56,7 @@ class Admission:
         cost = sum(len(text) for text in texts)
         with self._lock:
             in_flight = self.in_flight
-            if in_flight and in_flight + cost > self.max_chars:
+            if in_flight and in_flight + cost > self.max_chars and cost > self.light_chars:
                 admitted = False
             else:
                 admitted = True

@@ -11,8 +11,16 @@ batches stay at one or two requests. So when the previous batch held several req
 (the worker is under load), the next one waits up to max_wait for as many to join it;
 when it held one (a lone client), the next one does not wait at all, and a lone
 request pays nothing for batching.
+
+The lightest waiting requests go first (fewest characters, then first come), and a
+model call takes at most max_chars characters: a heavier request is computed in parts,
+each back in line after the last. One client's heavy batches, however many are queued,
+then delay another client's one-line request by about one part (50,000 characters,
+some 55 ms of CPU), not by the whole queue. A heavy request waits only while lighter
+ones keep arriving, and those take one short call together.
 """
 
+import itertools
 import logging
 import os
 import queue
@@ -20,19 +28,34 @@ import threading
 import time
 import weakref
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(order=True)
+class Waiting:
+    """A request's texts not computed yet, in the order the batcher takes them."""
+
+    cost: int  # characters left
+    arrival: int
+    texts: list = field(compare=False)
+    future: Future = field(compare=False)
+    done: list = field(compare=False, default_factory=list)  # results of its parts so far
 
 
 class MicroBatcher:
     """Coalesce predict(texts) calls from many threads into fewer predict_many calls."""
 
-    def __init__(self, predict_many, max_texts=64, max_wait=0.002):
+    def __init__(self, predict_many, max_texts=64, max_wait=0.002, max_chars=50_000):
         self.predict_many = predict_many
         # The most texts in one batch, one predict_many call; a request with more is a
-        # batch of its own (it is never split).
+        # batch of its own (it is never split by count).
         self.max_texts = max_texts
         self.max_wait = max_wait
+        # The most characters in one call (at least one text): a request with more is
+        # computed in parts, so that lighter requests can go in between.
+        self.max_chars = max_chars
         self._start()
         # Threads do not survive a fork: a process forked from this one (each gunicorn
         # worker, with --preload) starts a batching thread and a queue of its own at
@@ -43,22 +66,25 @@ class MicroBatcher:
         os.register_at_fork(after_in_child=lambda: batcher() and batcher()._start())
 
     def _start(self):
-        self._queue = queue.SimpleQueue()
+        self._queue = queue.PriorityQueue()  # of Waiting, lightest first
+        self._arrivals = itertools.count()
         threading.Thread(target=self._run, name="micro-batcher", daemon=True).start()
 
     def predict(self, texts, timeout=None):
         """Return predict_many(texts), computed together with other waiting requests."""
         future = Future()
-        self._queue.put((texts, future))
+        cost = sum(len(text) for text in texts)
+        self._queue.put(Waiting(cost, next(self._arrivals), list(texts), future))
         return future.result(timeout)
 
     def _run(self):
-        carried = None  # a request that did not fit in the previous batch
         expected = 1  # requests in the previous batch: how many to wait for
         while True:
-            batch = [carried or self._queue.get()]
-            carried = None
-            size = len(batch[0][0])
+            first = self._queue.get()
+            if first.cost > self.max_chars:
+                self._process_part(first)
+                continue
+            batch, size, chars = [first], len(first.texts), first.cost
             deadline = time.monotonic() + self.max_wait
             while size < self.max_texts:
                 # Wait while fewer requests have joined than last time, up to the
@@ -70,21 +96,42 @@ class MicroBatcher:
                     )
                 except queue.Empty:
                     break
-                if size + len(item[0]) > self.max_texts:
-                    carried = item
+                if size + len(item.texts) > self.max_texts or chars + item.cost > self.max_chars:
+                    self._queue.put(item)  # back in line, for a later batch
                     break
                 batch.append(item)
-                size += len(item[0])
+                size += len(item.texts)
+                chars += item.cost
             expected = len(batch)
             self._process(batch)
 
+    def _process_part(self, item):
+        """Compute the first max_chars characters of a heavy request (at least one text),
+        and put the rest back in line."""
+        count, chars = 0, 0
+        while count < len(item.texts) and (count == 0 or chars + len(item.texts[count])
+                                           <= self.max_chars):
+            chars += len(item.texts[count])
+            count += 1
+        part = Waiting(chars, item.arrival, item.texts[:count], Future())
+        self._process([part])
+        if part.future.exception() is not None:
+            item.future.set_exception(part.future.exception())
+            return
+        item.done += part.future.result()
+        item.texts, item.cost = item.texts[count:], item.cost - chars
+        if item.texts:
+            self._queue.put(item)
+        else:
+            item.future.set_result(item.done)
+
     def _process(self, batch):
-        texts = [text for item_texts, _ in batch for text in item_texts]
+        texts = [text for item in batch for text in item.texts]
         try:
             results = self.predict_many(texts)
         except Exception as exc:
             if len(batch) == 1:
-                batch[0][1].set_exception(exc)
+                batch[0].future.set_exception(exc)
                 return
             # Isolate the failure: each request again on its own, so only the
             # request that breaks the model gets the error.
@@ -93,6 +140,6 @@ class MicroBatcher:
                 self._process([item])
             return
         offset = 0
-        for item_texts, future in batch:
-            future.set_result(results[offset:offset + len(item_texts)])
-            offset += len(item_texts)
+        for item in batch:
+            item.future.set_result(item.done + results[offset:offset + len(item.texts)])
+            offset += len(item.texts)

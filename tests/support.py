@@ -7,7 +7,9 @@ only what tests read of it.
 import json
 import os
 import re
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -218,8 +220,8 @@ class SteadyClient:
     Bounded in count and time; use as a context manager.
     """
 
-    def __init__(self, url, body, max_requests=5000, max_seconds=90):
-        self.url, self.body = url, body
+    def __init__(self, url, body, max_requests=5000, max_seconds=90, headers=None):
+        self.url, self.body, self.headers = url, body, headers
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.statuses, self.failures = [], []
         self._stop = threading.Event()
@@ -232,7 +234,8 @@ class SteadyClient:
                 if time.monotonic() > deadline:
                     break
                 try:
-                    response = session.post(self.url, json=self.body, timeout=15)
+                    response = session.post(self.url, json=self.body, headers=self.headers,
+                                            timeout=15)
                     self.statuses.append(response.status_code)
                 except requests.RequestException as exc:
                     self.failures.append(repr(exc))
@@ -252,10 +255,46 @@ class SteadyClient:
             time.sleep(0.01)
 
 
+# Linux's IP_BIND_ADDRESS_NO_PORT (socket.h; Python names it from 3.12 on).
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+
+def connect_from(address, port, timeout=None):
+    """A TCP connection to the loopback port from a given source address.
+
+    A plain bind((address, 0)) takes a local port for good, on every address, until its
+    TIME_WAIT ends: a test that opens thousands of connections this way runs the machine
+    out of ports for every later connect() ("Cannot assign requested address").
+    IP_BIND_ADDRESS_NO_PORT leaves the choice of port to connect(), which shares ports
+    between destinations and reuses TIME_WAIT ones on loopback.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        sock.settimeout(timeout)
+        sock.bind((address, 0))
+        sock.connect(("127.0.0.1", port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class ConnectionFrom(HTTPConnection):
+    """An HTTP connection to the loopback port from a given source address."""
+
+    def __init__(self, address, port, timeout=30):
+        super().__init__("127.0.0.1", port, timeout=timeout)
+        self.address = address
+
+    def connect(self):
+        self.sock = connect_from(self.address, self.port, self.timeout)
+
+
 def request_from(address, port, method, path, body=None, headers=None, timeout=30):
     """One request to the loopback port from a given source address (another client, as
     the gateway sees it); return (status, headers, the JSON body or None)."""
-    connection = HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(address, 0))
+    connection = ConnectionFrom(address, port, timeout=timeout)
     try:
         payload = None if body is None else json.dumps(body)
         sent = {"Content-Type": "application/json", **(headers or {})} if body is not None else {}
@@ -269,3 +308,34 @@ def request_from(address, port, method, path, body=None, headers=None, timeout=3
         return response.status, dict(response.getheaders()), parsed
     finally:
         connection.close()
+
+
+def hold_requests(address, port, path, count, headers=None):
+    """count requests from address whose heads are complete and whose bodies never come:
+    each holds a request in progress until client_body_timeout (10 s)."""
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    held = []
+    for _ in range(count):
+        sock = connect_from(address, port, timeout=10)
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     f"{extra}Content-Length: 100\r\n\r\n{{".encode())
+        held.append(sock)
+    return held
+
+
+def first_answers(sockets, count):
+    """Wait until count of sockets have an answer; return those answers (raw bytes).
+
+    Nginx answers at once the held requests past a limit, and the others only at
+    client_body_timeout (10 s): the answers that come first are the refusals.
+    """
+    answers = {}
+
+    def collect():
+        waiting = [sock for sock in sockets if sock not in answers]
+        for sock in select.select(waiting, [], [], 0.1)[0]:
+            answers[sock] = sock.recv(65536)
+        return len(answers) >= count
+
+    wait_until(collect, timeout=8, what=f"{count} held requests answered")
+    return list(answers.values())

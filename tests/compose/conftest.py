@@ -58,23 +58,27 @@ def published(container_id):
 
 # The override that publishes the logger's and the predictors' debugging ports.
 DEBUG_OVERRIDE = "docker-compose.debug.yml"
+KEYS_OVERRIDE = "docker-compose.keys.yml"
 
 
 class Compose:
     """docker-compose under a unique project name, its gateway on a free port.
 
     With debug, the stack of docker-compose.yml and DEBUG_OVERRIDE, whose debugging ports
-    are moved to free loopback ports too; without, docker-compose.yml alone.
+    are moved to free loopback ports too; with keys_dir, KEYS_OVERRIDE with the key store
+    of that folder; without either, docker-compose.yml alone.
     """
 
-    def __init__(self, debug=False):
+    def __init__(self, debug=False, keys_dir=None):
         self.project = f"mlgw-test-{uuid.uuid4().hex[:8]}"
         self.gateway_port = free_port()
-        files = ["docker-compose.yml", *([DEBUG_OVERRIDE] if debug else [])]
+        files = ["docker-compose.yml", *([DEBUG_OVERRIDE] if debug else []),
+                 *([KEYS_OVERRIDE] if keys_dir else [])]
         # The gateway's other settings are left to their defaults, and the debugging ports
         # to this stack's choice: none of them taken from this shell.
         host = {name: value for name, value in os.environ.items()
                 if name not in ("GATEWAY_RATE_LIMIT", "GATEWAY_RATE_BURST",
+                                "GATEWAY_PUBLISH_ADDRESS", "GATEWAY_API_KEYS_DIR",
                                 "LOGGER_DEBUG_PORT", "PREDICTOR_DEBUG_PORTS")}
         self.env = {
             **host,
@@ -86,6 +90,8 @@ class Compose:
             # The test drives load from one address: the per-client limit would answer 429.
             "GATEWAY_RATE_LIMIT_ENABLED": "off",
         }
+        if keys_dir:
+            self.env["GATEWAY_API_KEYS_DIR"] = str(keys_dir)
         if debug:
             predictor_ports = free_port_range(10)
             self.env["LOGGER_DEBUG_PORT"] = str(free_port())

@@ -18,6 +18,7 @@ from tests.support import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DEBUG_OVERRIDE = ROOT / "docker-compose.debug.yml"
+KEYS_OVERRIDE = ROOT / "docker-compose.keys.yml"
 SERVICE_IMAGE_FOLDERS = ("logger_service", "predictor_service", "servicekit")
 
 
@@ -25,7 +26,8 @@ def compose_services(path=COMPOSE_FILE):
     return yaml.safe_load(path.read_text())["services"]
 
 
-@pytest.mark.parametrize("path", [COMPOSE_FILE, DEBUG_OVERRIDE], ids=lambda path: path.name)
+@pytest.mark.parametrize("path", [COMPOSE_FILE, DEBUG_OVERRIDE, KEYS_OVERRIDE],
+                         ids=lambda path: path.name)
 def test_compose_file_validates_against_the_compose_specification(path):
     check = Path(sys.executable).with_name("check-jsonschema")
 
@@ -39,16 +41,18 @@ def test_compose_file_validates_against_the_compose_specification(path):
 
 def test_the_published_ports_and_the_start_order():
     # What tests/compose/ cannot see: its stacks move every published port to a free
-    # one, so the defaults (80 for clients; with the debug override 8000 and 8001-8010 on
-    # loopback, as the README says) show only here; and once the stack is up nothing
-    # shows that the gateway waited for healthy services rather than started ones. That
+    # one, so the defaults (80 of 127.0.0.1 for clients; with the debug override 8000
+    # and 8001-8010 on loopback, as the README says) show only here; and once the stack
+    # is up nothing shows that the gateway waited for healthy services rather than
+    # started ones. That
     # the default stack publishes nothing else, how the ports are bound, the scaling,
     # the healthchecks, restarts and the volume are checked on running stacks
     # (test_stack.py, test_debug_override.py).
     services = compose_services()
     debug_services = compose_services(DEBUG_OVERRIDE)
 
-    assert services["gateway"]["ports"] == ["${GATEWAY_PUBLISH_PORT:-80}:80"]
+    assert services["gateway"]["ports"] == [
+        "${GATEWAY_PUBLISH_ADDRESS:-127.0.0.1}:${GATEWAY_PUBLISH_PORT:-80}:80"]
     assert debug_services["logger"]["ports"] == ["127.0.0.1:${LOGGER_DEBUG_PORT:-8000}:8000"]
     assert debug_services["predictor"]["ports"] == [
         "127.0.0.1:${PREDICTOR_DEBUG_PORTS:-8001-8010}:8001"]

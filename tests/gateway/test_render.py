@@ -115,9 +115,15 @@ def settings_of(layout, leave_out=()):
             if name not in leave_out}
 
 
+# What render-gateway.sh works out itself, as gateway_settings does.
+DERIVED = ("GATEWAY_AUTH", "GATEWAY_ADMIN_AUTH", "GATEWAY_AUTH_SOCKET")
+
+
 def test_the_image_fills_in_the_templates_with_the_defaults_of_local_runs(tmp_path):
     # Only the settings that are not in gateway.env, as the image's ENV gives them.
-    main, routing = image_configuration(tmp_path, **settings_of(IMAGE_LAYOUT, GATEWAY_DEFAULTS))
+    main, routing = image_configuration(
+        tmp_path, **settings_of(IMAGE_LAYOUT, [*GATEWAY_DEFAULTS, *DERIVED, "GATEWAY_API_KEYS"])
+    )
 
     assert main == render.render_nginx_main(IMAGE_LAYOUT)
     assert routing == render.render_gateway(IMAGE_LAYOUT)
@@ -125,9 +131,9 @@ def test_the_image_fills_in_the_templates_with_the_defaults_of_local_runs(tmp_pa
 
 def test_the_environment_overrides_each_default_in_the_image(tmp_path):
     overridden = replace(IMAGE_LAYOUT, port=81, rate_limit="7r/s", rate_burst=9,
-                         rate_limit_enabled=False)
+                         rate_limit_enabled=False, api_keys=Path("/run/secrets/api_keys"))
 
-    _, routing = image_configuration(tmp_path, **settings_of(overridden))
+    _, routing = image_configuration(tmp_path, **settings_of(overridden, DERIVED))
 
     assert routing == render.render_gateway(overridden)
 

@@ -1,14 +1,12 @@
 """The gateway's per-client rate limit: 429 JSON with Retry-After, and an off switch."""
 
-import json
 import math
 import time
-from http.client import HTTPConnection
 
 import pytest
 import requests
 
-from tests.support import StackUnderTest
+from tests.support import StackUnderTest, request_from
 
 
 @pytest.fixture(scope="module")
@@ -58,23 +56,16 @@ def test_the_limit_covers_every_api_route_but_not_health(limited):
         assert {http.get(f"{limited.url}/health").status_code for _ in range(30)} == {200}
 
 
-def post_from(address, port, path, body):
-    """POST from a given loopback source address: another client, as the gateway sees it."""
-    connection = HTTPConnection("127.0.0.1", port, timeout=10, source_address=(address, 0))
-    try:
-        connection.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
-        return connection.getresponse().status
-    finally:
-        connection.close()
-
-
 def test_each_client_address_has_a_limit_of_its_own(limited):
-    statuses = [post_from("127.0.0.1", limited.port, "/predict", {"input": "a"}) for _ in range(30)]
+    def status_from(address):
+        return request_from(address, limited.port, "POST", "/predict", {"input": "a"})[0]
+
+    statuses = [status_from("127.0.0.1") for _ in range(30)]
     assert 429 in statuses
 
     # The rate (1/s) and burst (5) of another address are untouched: 6 pass at once,
     # where the first address's exhausted bucket would let at most one through.
-    other = [post_from("127.0.0.2", limited.port, "/predict", {"input": "a"}) for _ in range(6)]
+    other = [status_from("127.0.0.2") for _ in range(6)]
     assert other == [200] * 6
 
 

@@ -20,12 +20,23 @@ def test_admission_holds_characters_while_the_work_runs_and_refuses_past_its_bou
         assert admission.in_flight == 60
         with admission.admit(["b" * 20, "c" * 20]):  # 100: exactly the bound
             with pytest.raises(Overloaded) as refused:
-                with admission.admit(["d"]):
+                with admission.admit(["d" * 2]):  # past the 1 % that always gets in
                     pass
     assert admission.in_flight == 0
     assert refused.value.status == 503
     assert refused.value.headers == {"Retry-After": "1"}
     assert "at most 100" in str(refused.value)
+
+
+def test_a_light_request_is_admitted_even_when_heavy_ones_fill_the_bound():
+    admission = Admission(max_chars=10_000)
+
+    with admission.admit(["a" * 10_000]):
+        with admission.admit(["my cat"]), admission.admit(["b" * 100]):  # 1 %
+            assert admission.in_flight == 10_106
+        with pytest.raises(Overloaded):
+            with admission.admit(["c" * 101]):
+                pass
 
 
 def test_admission_releases_the_characters_of_work_that_failed():

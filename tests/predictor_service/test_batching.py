@@ -112,6 +112,56 @@ def test_under_load_a_batch_waits_for_as_many_requests_as_the_previous_one_held(
     assert model.calls == [1, 3, 3]
 
 
+def test_the_lightest_waiting_request_goes_first():
+    calls = []
+    running, gate = threading.Event(), threading.Event()
+
+    def held_model(texts):
+        running.set()
+        gate.wait(30)
+        calls.append(texts)
+        return [text.upper() for text in texts]
+
+    # Batches of one request each (max_texts 2, two texts per heavy request).
+    batcher = MicroBatcher(held_model, max_texts=2, max_wait=0)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        first = pool.submit(batcher.predict, ["under way"])
+        assert running.wait(30)
+        heavy = [pool.submit(batcher.predict, ["h" * 10_000, f"heavy {n}"]) for n in range(2)]
+        wait_until(lambda: batcher._queue.qsize() == 2, what="two heavy requests queued")
+        light = pool.submit(batcher.predict, ["my cat", "my dog"])
+        wait_until(lambda: batcher._queue.qsize() == 3, what="the light one queued")
+        gate.set()
+        for future in [first, light, *heavy]:
+            future.result(30)
+
+    assert calls[1] == ["my cat", "my dog"]  # before the two heavy ones, queued earlier
+    assert [texts[1] for texts in calls[2:]] == ["heavy 0", "heavy 1"]
+
+
+def test_a_heavy_request_is_computed_in_parts_with_lighter_ones_in_between():
+    calls = []
+    light = {}
+
+    def model(texts):
+        calls.append(texts)
+        if len(calls) == 1:  # the heavy request's first part: a light one comes meanwhile
+            light["future"] = pool.submit(batcher.predict, ["my cat"])
+            # The heavy one's rest is back in line only once this part is done.
+            wait_until(lambda: batcher._queue.qsize() == 1, what="the light one queued")
+        return [text[:3].upper() for text in texts]
+
+    batcher = MicroBatcher(model, max_texts=64, max_wait=0, max_chars=25)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        heavy = batcher.predict(["a" * 10, "b" * 10, "c" * 10, "d" * 30, "e" * 5])
+        assert light["future"].result(30) == ["MY "]
+
+    assert heavy == ["AAA", "BBB", "CCC", "DDD", "EEE"]  # every answer, in order
+    # Parts of at most 25 characters (a longer text alone), the light one second.
+    assert [len("".join(texts)) for texts in calls] == [20, 6, 10, 30, 5]
+    assert calls[1] == ["my cat"]
+
+
 @pytest.mark.parametrize("batching", [True, False])
 def test_the_app_answers_concurrent_requests_each_with_its_own_prediction(batching, holder_of):
     app = create_app({"TESTING": True, "BATCHING": batching})
