@@ -135,7 +135,13 @@ def test_the_gateway_routes_with_the_defaults_of_local_runs_unless_the_host_sets
                        if "=" in entry)
     # The image's own settings (its addresses and ports), as its Dockerfile's ENV sets them.
     image_settings = {name: environment[name] for name in render.gateway_settings(Layout())
-                      if name not in GATEWAY_DEFAULTS}
+                      if name in environment and name not in GATEWAY_DEFAULTS}
+    assert set(image_settings) == {"GATEWAY_ADDRESS", "GATEWAY_PORT",
+                                   "GATEWAY_INTERNAL_ADDRESS", "GATEWAY_INTERNAL_PORT"}
+    # What render-gateway.sh works out in the container: no keys, the check's socket in /tmp.
+    socket = f"/tmp/gateway-{environment['GATEWAY_PORT']}-auth.sock"
+    image_settings |= {"GATEWAY_API_KEYS": "/dev/null", "GATEWAY_AUTH": "off",
+                       "GATEWAY_ADMIN_AUTH": "off", "GATEWAY_AUTH_SOCKET": socket}
 
     # The fixture's shell turns the limit off (its load would meet it) and sets no other
     # setting: the image fills in nginx/gateway.env's defaults, as a local run does.
