@@ -40,7 +40,12 @@ class KeyStoreError(Exception):
 @dataclass(frozen=True)
 class StoredKey:
     name: str  # <client>.<key id>[.admin]
+    hashed: str  # {SSHA}...
     created: str
+
+    @property
+    def line(self):
+        return f"{self.name}:{self.hashed}:{self.created}"
 
     @property
     def client(self):
@@ -51,9 +56,9 @@ class StoredKey:
         return self.name.endswith(ADMIN_SUFFIX)
 
 
-def hash_secret(secret, salt=None):
+def hash_secret(secret):
     """The {SSHA} form of a secret that Nginx's auth_basic checks."""
-    salt = os.urandom(8) if salt is None else salt
+    salt = os.urandom(8)
     digest = hashlib.sha1(secret.encode() + salt).digest()
     return "{SSHA}" + base64.b64encode(digest + salt).decode()
 
@@ -83,18 +88,18 @@ def read_store(path):
         parts = line.split(":")
         if len(parts) != 3 or not parts[1].startswith("{SSHA}"):
             raise KeyStoreError(f"{path}:{number}: not a key line")
-        keys.append(StoredKey(parts[0], parts[2]))
+        keys.append(StoredKey(*parts))
     return keys
 
 
-def write_store(path, lines):
+def write_store(path, stored_keys):
     """Replace the store in one rename: Nginx reads either the old file or the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(descriptor, "w") as file:
-            file.write(HEADER + "".join(line + "\n" for line in lines))
+            file.write(HEADER + "".join(stored.line + "\n" for stored in stored_keys))
             file.flush()
             os.fsync(file.fileno())
         # Hashes only: readable by the Nginx workers, which run as another user.
@@ -105,31 +110,25 @@ def write_store(path, lines):
         raise
 
 
-def store_lines(path):
-    text = Path(path).read_text() if Path(path).exists() else ""
-    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-
-
 def add_key(path, client, admin=False):
     """Make a key for client, store its hash, and return the key (shown once, never stored)."""
     if not CLIENT_NAME.fullmatch(client):
         raise KeyStoreError(
             f"client name {client!r}: lowercase letters, digits, '_' and '-', up to 48"
         )
-    read_store(path)  # refuse to add to a file that is not a store
+    stored = read_store(path)  # refuses a file that is not a store
     name = f"{client}.{secrets.token_hex(4)}" + (ADMIN_SUFFIX if admin else "")
     secret = new_secret(name)
     created = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    write_store(path, [*store_lines(path), f"{name}:{hash_secret(secret)}:{created}"])
+    write_store(path, [*stored, StoredKey(name, hash_secret(secret), created)])
     return key_for(name, secret)
 
 
 def revoke_key(path, name):
     """Remove the key named name (`<client>.<key id>[.admin]`), or every key of a client."""
-    lines = store_lines(path)
-    kept = [line for line in lines
-            if line.split(":", 1)[0] != name and StoredKey(line.split(":")[0], "").client != name]
-    if len(kept) == len(lines):
+    stored = read_store(path)
+    kept = [key for key in stored if name not in (key.name, key.client)]
+    if len(kept) == len(stored):
         raise KeyStoreError(f"no key named {name!r} in {path}")
     write_store(path, kept)
-    return len(lines) - len(kept)
+    return len(stored) - len(kept)

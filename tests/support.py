@@ -339,3 +339,15 @@ def first_answers(sockets, count):
 
     wait_until(collect, timeout=8, what=f"{count} held requests answered")
     return list(answers.values())
+
+
+def listening_addresses(port):
+    """The local addresses that listen on a TCP port, from /proc/net/tcp."""
+    addresses = set()
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, local_port = local.split(":")
+            if state == "0A" and int(local_port, 16) == port:  # LISTEN
+                addresses.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return addresses

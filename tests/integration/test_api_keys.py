@@ -3,7 +3,6 @@ logs, each record names its key's client, and keys change with no reload."""
 
 import base64
 import os
-import socket
 import tempfile
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from tests.support import (
     SteadyClient,
     first_answers,
     hold_requests,
+    listening_addresses,
     request_from,
 )
 
@@ -59,13 +59,6 @@ def key(store):
 
 def call(stack, method, path, body=None, headers=None):
     return requests.request(method, f"{stack.url}{path}", json=body, headers=headers, timeout=10)
-
-
-def listening_addresses(port):
-    with open("/proc/net/tcp") as table:
-        rows = [line.split() for line in table.readlines()[1:]]
-    return {socket.inet_ntoa(bytes.fromhex(row[1].split(":")[0])[::-1])
-            for row in rows if row[3] == "0A" and int(row[1].split(":")[1], 16) == port}
 
 
 def test_a_public_gateway_listens_everywhere_but_its_internal_port_does_not(keyed):

@@ -16,6 +16,7 @@ from tests.support import (
     connect_from,
     first_answers,
     hold_requests,
+    listening_addresses,
     request_from,
     wait_until,
 )
@@ -29,18 +30,6 @@ def guarded(tmp_path_factory):
     them off, for load)."""
     with StackUnderTest(tmp_path_factory.mktemp("guarded"), predictors=2) as running:
         yield running
-
-
-def listening_addresses(port):
-    """The local addresses that listen on a TCP port, from /proc/net/tcp."""
-    addresses = set()
-    with open("/proc/net/tcp") as table:
-        for line in table.readlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            address, local_port = local.split(":")
-            if state == "0A" and int(local_port, 16) == port:  # LISTEN
-                addresses.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
-    return addresses
 
 
 def test_a_local_gateway_serves_this_machine_only(stack):
