@@ -5,7 +5,7 @@
 
 import os
 
-from servicekit.gunicorn import AccessLogger, install
+from servicekit.gunicorn import AccessLogger, install, worker_class_named
 
 wsgi_app = "logger_service:create_app()"
 bind = os.environ.get("LOGGER_BIND", "127.0.0.1:8000")
@@ -13,7 +13,8 @@ workers = int(os.environ.get("LOGGER_WORKERS", "2"))
 # gthread honours keep-alive (the sync worker closes every connection), so the
 # gateway's pooled upstream connections are reused; bench/worker_class.py measures
 # sync against gthread behind Nginx (figures in docs/gateway.md).
-worker_class = os.environ.get("LOGGER_WORKER_CLASS", "gthread")
+# gthread is servicekit.gunicorn.ThreadWorker: it refuses new connections once stopping.
+worker_class = worker_class_named(os.environ.get("LOGGER_WORKER_CLASS", "gthread"))
 threads = int(os.environ.get("LOGGER_THREADS", "16"))
 # Longer than the gateway's upstream idle timeout, so that Nginx, not gunicorn,
 # closes an idle connection and never reuses one that gunicorn is closing.

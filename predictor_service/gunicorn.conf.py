@@ -5,7 +5,7 @@
 
 import os
 
-from servicekit.gunicorn import ReplicaAccessLogger, install
+from servicekit.gunicorn import ReplicaAccessLogger, install, worker_class_named
 
 wsgi_app = "predictor_service:create_app()"
 bind = os.environ.get("PREDICTOR_BIND", "127.0.0.1:8001")
@@ -13,7 +13,8 @@ workers = int(os.environ.get("PREDICTOR_WORKERS", "2"))
 # gthread honours keep-alive (the sync worker closes every connection), so the
 # gateway's pooled upstream connections are reused; bench/worker_class.py measures
 # sync against gthread behind Nginx (figures in docs/gateway.md).
-worker_class = os.environ.get("PREDICTOR_WORKER_CLASS", "gthread")
+# gthread is servicekit.gunicorn.ThreadWorker: it refuses new connections once stopping.
+worker_class = worker_class_named(os.environ.get("PREDICTOR_WORKER_CLASS", "gthread"))
 # Request threads bound how many requests can share one model call (batching.py): one
 # worker under 64 connections served 299 requests/s with 4, 356 with 8, 342 with 16.
 threads = int(os.environ.get("PREDICTOR_THREADS", "8"))

@@ -1,7 +1,8 @@
 """What the services change in gunicorn, and install(), which puts it in place.
 
 Each service's gunicorn.conf.py is settings only: it names install as its on_starting
-hook and AccessLogger (or ReplicaAccessLogger) as its logger_class.
+hook, worker_class_named() for its worker class and AccessLogger (or
+ReplicaAccessLogger) as its logger_class.
 """
 
 import json
@@ -10,6 +11,7 @@ import sys
 
 from gunicorn import glogging, util
 from gunicorn.http import wsgi
+from gunicorn.workers import gthread
 
 from .headers import REQUEST_ID_HEADER, SERVED_BY_HEADER
 
@@ -72,6 +74,35 @@ class OneWriteResponse(wsgi.Response):
         head, self.pending_head = self.pending_head, b""
         if head:
             self.sock.sendall(head)
+
+
+def worker_class_named(name):
+    """The worker class for a <SERVICE>_WORKER_CLASS setting: gthread is ThreadWorker."""
+    return "servicekit.gunicorn.ThreadWorker" if name == "gthread" else name
+
+
+class ThreadWorker(gthread.ThreadWorker):
+    """gunicorn's gthread worker, which refuses new connections as soon as it stops.
+
+    A stopping gthread worker stops accepting, but keeps its listening sockets open until
+    its last connection ends (graceful_timeout at most). Meanwhile the kernel still takes
+    connections into the backlog, which no worker accepts and which are reset at exit:
+    the gateway's request on one waits, then fails. This worker accepts what is already
+    queued and closes its listening sockets, so that new connections are refused at once
+    (the gateway tries the next replica) while the requests in flight finish.
+    """
+
+    def set_accept_enabled(self, enabled):
+        super().set_accept_enabled(enabled)
+        if enabled or self.alive:
+            return
+        for listener in self.sockets:
+            while True:  # accept() takes one queued connection, if there is one
+                connections = self.nr_conns
+                self.accept(listener)
+                if self.nr_conns == connections:
+                    break
+            listener.close()
 
 
 class AccessLogger(glogging.Logger):
