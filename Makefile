@@ -17,11 +17,12 @@ test: model nginx test-tools  ## Run the test suite: services, gateway, the whol
 test-compose: venv  ## Run the container test against a real Docker engine (started if needed).
 	$(PY) -m pytest -m compose tests/compose
 
-bench: model nginx  ## Benchmark every scenario with wrk; writes docs/performance.{md,json,png}.
+bench: model nginx  ## Benchmark every scenario with wrk; writes docs/performance.{md,json,png}, docs/observability.png.
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk; } || \
 		{ echo "wrk is missing: sudo apt-get install -y wrk" >&2; exit 1; }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(PY) -m bench.run
+	$(PY) -m bench.monitoring_plot
 
 nginx:  ## Install Nginx and python3-venv with apt if missing (root), or say how.
 	@gateway/install-system-packages.sh

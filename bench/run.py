@@ -43,6 +43,7 @@ PROCESS = json.dumps({"data": "my cat sleeps on the warm laptop", "forward_to_mo
 UNDER_ATTACK = "/predict, a bystander under attack 2 (1 connection)"
 UNKEYED = "/predict gateway, 3 replicas"
 KEYED = "/predict gateway, 3 replicas, API key"
+UNMETERED = "/predict gateway, 3 replicas, no gateway metrics"
 FORWARD = json.dumps({"data": "my cat sleeps on the warm laptop", "forward_to_model": True})
 
 
@@ -142,14 +143,15 @@ def peer_behind_nginx(tmp):
 
 def scenarios(stacks, peer_direct, peer_gateway, api_key):
     """(name, url, body, connections, api key) of every scenario."""
-    one, three, single, unbatched, keyed = (
-        stacks[k] for k in ("one", "three", "single", "unbatched", "keyed"))
+    one, three, single, unbatched, keyed, unmetered = (
+        stacks[k] for k in ("one", "three", "single", "unbatched", "keyed", "unmetered"))
     replica = f"http://127.0.0.1:{one.predictor_ports[0]}"
     return [(*scenario, None) for scenario in [
         ("gateway /health (ceiling)", f"{three.url}/health", None, 64),
         ("/predict direct, 1 replica", f"{replica}/predict", SINGLE, 64),
         ("/predict gateway, same replica", f"{one.url}/predict", SINGLE, 64),
         ("/predict gateway, 3 replicas", f"{three.url}/predict", SINGLE, 64),
+        (UNMETERED, f"{unmetered.url}/predict", SINGLE, 64),
         ("/predict gateway, 1 gunicorn x3", f"{single.url}/predict", SINGLE, 64),
         ("/predict gateway, no batching", f"{unbatched.url}/predict", SINGLE, 64),
         ("/predict gateway, 1 connection", f"{three.url}/predict", SINGLE, 1),
@@ -242,6 +244,11 @@ def targets(medians, cpu, nginx_cpu):
         ("API keys: Nginx's extra CPU per /predict / the stack's CPU per /predict",
          (nginx_cpu[KEYED] - nginx_cpu[UNKEYED]) / cpu[UNKEYED], "<= 0.05"),
         ("a bystander's p50 under attack 2 (ms)", medians[UNDER_ATTACK].p50, "< 500"),
+        # Nginx's line per answer and the process that counts it (gateway/access_metrics.py).
+        ("gateway metrics: /predict with them / without them, 3 replicas",
+         rps(UNKEYED) / rps(UNMETERED), ">= 0.97"),
+        ("gateway metrics: the stack's extra CPU per /predict / its CPU without them",
+         (cpu[UNKEYED] - cpu[UNMETERED]) / cpu[UNMETERED], "<= 0.03"),
     ]
     compare = {">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
@@ -308,6 +315,7 @@ def main():
             "three": stack("three", predictors=3),
             "single": stack("single", predictors=1, predictor_workers=3),
             "unbatched": stack("unbatched", {"PREDICTOR_BATCHING": "off"}, predictors=3),
+            "unmetered": stack("unmetered", predictors=3, access_metrics=False),
         }
         for stack in stacks.values():
             running.enter_context(stack)
@@ -317,7 +325,8 @@ def main():
             wrk(url, body, 1, connections, key)
         # CPU time per request of the whole stack, for what one feature costs: steadier
         # than requests/s on a VM whose cores are shared.
-        measured_cpu = {UNKEYED: stacks["three"], KEYED: stacks["keyed"]}
+        measured_cpu = {UNKEYED: stacks["three"], KEYED: stacks["keyed"],
+                        UNMETERED: stacks["unmetered"]}
         cpu_per_request, nginx_per_request = {}, {}
         for run in range(args.runs):
             for name, url, body, connections, key in runs:

@@ -18,6 +18,12 @@ def layout_from(args):
         logger_port=args.logger_port,
         predictor_base_port=args.predictor_base_port,
         predictor_workers=args.predictor_workers,
+        metrics_base_port=args.metrics_base_port,
+        gateway_metrics_port=args.gateway_metrics_port,
+        access_metrics=not args.no_access_metrics,
+        monitoring=args.monitoring,
+        prometheus_port=args.prometheus_port,
+        nginx_exporter_port=args.nginx_exporter_port,
         run_dir=args.run_dir.resolve(),
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
@@ -76,6 +82,18 @@ def parser():
                              default=Layout.predictor_base_port, help="the first replica's port")
         command.add_argument("--predictor-workers", type=int, default=Layout.predictor_workers,
                              help="gunicorn workers per replica")
+        command.add_argument("--metrics-base-port", type=int, default=Layout.metrics_base_port,
+                             help="the logger's metrics port; the replicas' follow it")
+        command.add_argument("--gateway-metrics-port", type=int,
+                             default=Layout.gateway_metrics_port,
+                             help="the gateway's metrics (TCP) and Nginx's lines for them (UDP)")
+        command.add_argument("--no-access-metrics", action="store_true",
+                             help="no gateway metrics (to measure what they cost)")
+        command.add_argument("--monitoring", action="store_true",
+                             help="also run Prometheus and Nginx's exporter, scraping everything")
+        command.add_argument("--prometheus-port", type=int, default=Layout.prometheus_port)
+        command.add_argument("--nginx-exporter-port", type=int,
+                             default=Layout.nginx_exporter_port)
         command.add_argument("--run-dir", type=Path, default=Layout.run_dir,
                              help="where the configuration, the logs and the sockets go")
         command.add_argument("--rate-limit", default=Layout.rate_limit,

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Make sure the system has what `make run` needs beyond Python itself: Nginx and
-# Python's venv module (Debian ships it apart, as python3-venv); with --for-tests, also
+# Make sure the system has what `make run` needs beyond Python itself: Nginx, Prometheus
+# and its Nginx exporter (for `make run GATEWAY_ARGS=--monitoring`), and Python's venv
+# module (Debian ships it apart, as python3-venv); with --for-tests, also
 # what `make test` needs besides (envsubst, Chromium and ChromeDriver). Installed with
 # apt when root, else the one command to run is printed. It never starts, stops or
-# configures the system's own Nginx service.
+# configures the system's own Nginx or Prometheus services.
 set -euo pipefail
 
 missing=()
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+# Debian's prometheus package has promtool too, which the tests run on monitoring/.
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v prometheus-nginx-exporter >/dev/null || missing+=(prometheus-nginx-exporter)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [[ ${1:-} == --for-tests ]]; then
     # envsubst: the tests run the gateway image's render-gateway.sh as the image would.
@@ -24,7 +28,8 @@ if [[ $(id -u) != 0 ]]; then
     exit 1
 fi
 
-# Keep apt from starting the system's Nginx service on port 80: the stack runs its own.
+# Keep apt from starting the system's Nginx (port 80) and Prometheus (port 9090) services:
+# the stack runs its own.
 policy=/usr/sbin/policy-rc.d
 if [[ ! -e $policy ]]; then
     printf '#!/bin/sh\nexit 101\n' > "$policy"

@@ -34,6 +34,17 @@ class Layout:
     logger_port: int = 8000
     predictor_base_port: int = 8001
     predictor_workers: int = 1
+    # Each service's metrics, served by its gunicorn master: the logger's on this port,
+    # the replicas' on the next ones, in the order of their ports.
+    metrics_base_port: int = 9100
+    # The gateway's own metrics (gateway/access_metrics.py), counted from Nginx's lines.
+    gateway_metrics_port: int = 9145
+    # Off only to measure what the gateway's metrics cost (make bench).
+    access_metrics: bool = GATEWAY_DEFAULTS["GATEWAY_ACCESS_METRICS"] == "on"
+    # Prometheus and Nginx's exporter, scraping the whole stack (--monitoring).
+    monitoring: bool = False
+    prometheus_port: int = 9090
+    nginx_exporter_port: int = 9113
     run_dir: Path = ROOT / ".run"
     # Per client address, at the gateway; off for benchmarks and load tests.
     rate_limit: str = GATEWAY_DEFAULTS["GATEWAY_RATE_LIMIT"]
@@ -50,7 +61,9 @@ class Layout:
         predictors = settings.get("predictors", cls.predictors)
         return cls(run_dir=Path(run_dir).resolve(), port=free_port(), internal_port=free_port(),
                    logger_port=free_port(), predictor_base_port=free_port_range(predictors),
-                   **settings)
+                   metrics_base_port=free_port_range(predictors + 1),
+                   gateway_metrics_port=free_port(), prometheus_port=free_port(),
+                   nginx_exporter_port=free_port(), **settings)
 
     def arguments(self):
         """The options of `python -m gateway up` that give this layout."""
@@ -60,8 +73,10 @@ class Layout:
             option = "--" + field.name.replace("_", "-")
             if field.name == "rate_limit_enabled":
                 arguments += [] if value else ["--no-rate-limit"]
-            elif field.name == "public":
-                arguments += ["--public"] if value else []
+            elif field.name == "access_metrics":
+                arguments += [] if value else ["--no-access-metrics"]
+            elif field.name in ("public", "monitoring"):
+                arguments += [option] if value else []
             elif value is None:
                 continue
             else:
@@ -73,6 +88,15 @@ class Layout:
         return list(range(self.predictor_base_port, self.predictor_base_port + self.predictors))
 
     @property
+    def logger_metrics_port(self):
+        return self.metrics_base_port
+
+    @property
+    def predictor_metrics_ports(self):
+        """The metrics port of each replica, in the order of predictor_ports."""
+        return [self.metrics_base_port + 1 + n for n in range(self.predictors)]
+
+    @property
     def nginx_dir(self):
         return self.run_dir / "nginx"
 
@@ -81,6 +105,11 @@ class Layout:
         # Where Nginx's workers can reach it: run as root, they run as nobody, who may not
         # enter the run folder. One gateway port, one socket.
         return Path(tempfile.gettempdir()) / f"gateway-{self.port}-auth.sock"
+
+    @property
+    def gateway_metrics_socket(self):
+        # Where Nginx's workers (nobody, when run as root) can reach it, as auth_socket.
+        return Path(tempfile.gettempdir()) / f"gateway-{self.port}-metrics.sock"
 
     @property
     def log_dir(self):
@@ -103,16 +132,40 @@ class Layout:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def gateway_metrics_url(self):
+        return f"http://127.0.0.1:{self.gateway_metrics_port}/metrics"
+
+    @property
     def internal_url(self):
         return f"http://127.0.0.1:{self.internal_port}"
 
+    @property
+    def prometheus_url(self):
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def prometheus_dir(self):
+        return self.run_dir / "prometheus"
+
     def ports(self):
-        return [self.port, self.internal_port, self.logger_port, *self.predictor_ports]
+        """Every TCP port the stack listens on (the gateway's metrics port is UDP too)."""
+        prometheus = [self.prometheus_port] if self.monitoring else []
+        return [self.port, self.internal_port, self.logger_port, *self.predictor_ports,
+                *self.metrics_ports(), *prometheus]
 
     def readiness_urls(self):
         """Every URL that must answer 200 before the stack is ready."""
         return [
             *(f"http://127.0.0.1:{port}/ready" for port in self.predictor_ports),
             f"http://127.0.0.1:{self.logger_port}/ready",
+            *(f"http://127.0.0.1:{port}/metrics" for port in self.metrics_ports()),
             f"{self.url}/health",
+            *([f"{self.prometheus_url}/-/ready"] if self.monitoring else []),
         ]
+
+    def metrics_ports(self):
+        """The ports that serve Prometheus metrics: the services', the gateway's and,
+        with monitoring, the Nginx exporter's."""
+        gateway = [self.gateway_metrics_port] if self.access_metrics else []
+        exporter = [self.nginx_exporter_port] if self.monitoring else []
+        return [self.logger_metrics_port, *self.predictor_metrics_ports, *gateway, *exporter]

@@ -1,6 +1,8 @@
-"""Render a local run's configuration files from the templates in nginx/ and gateway/."""
+"""Render a local run's configuration files from the templates in nginx/, gateway/ and
+monitoring/."""
 
 import getpass
+import json
 import shutil
 import sys
 from string import Template
@@ -9,6 +11,7 @@ from .layout import ROOT
 
 NGINX_DIR = ROOT / "nginx"
 GATEWAY_DIR = ROOT / "gateway"
+MONITORING_DIR = ROOT / "monitoring"
 
 # Every supervised program: restarted when it crashes, stopped with its children.
 PROCESS_SETTINGS = f"""\
@@ -25,6 +28,11 @@ redirect_stderr = true"""
 def find_nginx():
     """Return the Nginx binary; Debian's is in /usr/sbin, off a normal user's PATH."""
     return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+
+
+def find_monitoring():
+    """Return Prometheus' and its Nginx exporter's binaries (Debian's), or None for each."""
+    return shutil.which("prometheus"), shutil.which("prometheus-nginx-exporter")
 
 
 def gateway_settings(layout):
@@ -45,6 +53,11 @@ def gateway_settings(layout):
         "GATEWAY_AUTH": "/_gateway_auth" if keys else "off",
         "GATEWAY_ADMIN_AUTH": "/_gateway_admin_auth" if keys else "off",
         "GATEWAY_AUTH_SOCKET": layout.auth_socket,
+        "GATEWAY_ACCESS_METRICS": "on" if layout.access_metrics else "off",
+        "GATEWAY_METRICS_SOCKET": layout.gateway_metrics_socket,
+        # The same rule as render-gateway.sh.
+        "GATEWAY_ERROR_LOG": (f"syslog:server=unix:{layout.gateway_metrics_socket},nohostname,"
+                              "tag=nginx" if layout.access_metrics else "stderr"),
     }
 
 
@@ -89,6 +102,93 @@ def render_nginx_main(layout):
     return template(NGINX_DIR / "nginx.conf.template").substitute(NGINX_DIR=layout.nginx_dir)
 
 
+PREDICTOR_PROGRAM = """\
+[program:predictor-{port}]
+command = {python} -m gunicorn -c predictor_service/gunicorn.conf.py
+environment = PREDICTOR_BIND="127.0.0.1:{port}",PREDICTOR_METRICS_BIND="127.0.0.1:{metrics_port}",\
+PREDICTOR_WORKERS="{workers}"
+stdout_logfile = {log_dir}/predictor-{port}.log
+priority = 10
+{process_settings}
+"""
+
+
+def render_predictor_programs(layout):
+    """One supervisord program per replica, in the group `predictor`: each is
+    predictor:predictor-<port> to supervisorctl, with a metrics port of its own."""
+    ports = layout.predictor_ports
+    programs = [
+        PREDICTOR_PROGRAM.format(
+            port=port, metrics_port=metrics_port, workers=layout.predictor_workers,
+            python=sys.executable, log_dir=layout.log_dir, process_settings=PROCESS_SETTINGS,
+        )
+        for port, metrics_port in zip(ports, layout.predictor_metrics_ports, strict=True)
+    ]
+    group = f"[group:predictor]\nprograms = {','.join(f'predictor-{port}' for port in ports)}\n"
+    return "\n".join([group, *programs])
+
+
+GATEWAY_METRICS_PROGRAM = """\
+; Counts Nginx's answers from its access lines.
+[program:gateway-metrics]
+command = {python} -m gateway.access_metrics --socket {socket} --listen 127.0.0.1:{port}
+stdout_logfile = {log_dir}/gateway-metrics.log
+priority = 25
+{process_settings}
+"""
+
+MONITORING_PROGRAMS = """\
+[program:nginx-exporter]
+command = {exporter} -nginx.scrape-uri={internal_url}/nginx_status \
+-web.listen-address=127.0.0.1:{exporter_port}
+stdout_logfile = {log_dir}/nginx-exporter.log
+priority = 40
+{process_settings}
+
+[program:prometheus]
+command = {prometheus} --config.file={prometheus_dir}/prometheus.yml \
+--storage.tsdb.path={prometheus_dir}/data --web.listen-address=127.0.0.1:{prometheus_port} \
+--log.format=json
+stdout_logfile = {log_dir}/prometheus.log
+priority = 50
+{process_settings}
+"""
+
+
+def render_optional_programs(layout):
+    """The gateway's metrics process and, with monitoring, Prometheus and the exporter."""
+    programs = []
+    settings = {"python": sys.executable, "log_dir": layout.log_dir,
+                "process_settings": PROCESS_SETTINGS}
+    if layout.access_metrics:
+        programs.append(GATEWAY_METRICS_PROGRAM.format(
+            socket=layout.gateway_metrics_socket, port=layout.gateway_metrics_port, **settings))
+    if layout.monitoring:
+        prometheus, exporter = find_monitoring()
+        programs.append(MONITORING_PROGRAMS.format(
+            prometheus=prometheus, exporter=exporter, internal_url=layout.internal_url,
+            exporter_port=layout.nginx_exporter_port, prometheus_dir=layout.prometheus_dir,
+            prometheus_port=layout.prometheus_port, **settings,
+        ))
+    return "\n".join(programs)
+
+
+def render_prometheus(layout):
+    """Prometheus' configuration for the layout: a static target for each of its ports."""
+
+    def targets(*ports):
+        return json.dumps([f"127.0.0.1:{port}" for port in ports])
+
+    return template(MONITORING_DIR / "prometheus-local.yml.template").substitute(
+        rules=MONITORING_DIR / "rules" / "*.yml",
+        gateway=targets(layout.gateway_metrics_port),
+        nginx=targets(layout.nginx_exporter_port),
+        logger=targets(layout.logger_metrics_port),
+        predictor=targets(*layout.predictor_metrics_ports),
+        prometheus=targets(layout.prometheus_port),
+    )
+
+
 def render_supervisord(layout, nginx):
     return template(GATEWAY_DIR / "supervisord.conf.template").substitute(
         user=getpass.getuser(),
@@ -97,14 +197,15 @@ def render_supervisord(layout, nginx):
         socket=layout.supervisor_socket,
         log_dir=layout.log_dir,
         nginx_dir=layout.nginx_dir,
-        predictors=layout.predictors,
-        predictor_base_port=layout.predictor_base_port,
-        predictor_workers=layout.predictor_workers,
+        predictor_programs=render_predictor_programs(layout),
         logger_port=layout.logger_port,
+        logger_metrics_port=layout.logger_metrics_port,
         internal_url=layout.internal_url,
         python=sys.executable,
         nginx=nginx,
         process_settings=PROCESS_SETTINGS,
+        optional_programs=render_optional_programs(layout),
+        nginx_autostart="false" if layout.access_metrics else "true",
     )
 
 
@@ -119,6 +220,9 @@ def write_all(layout, nginx):
     (included / "00-upstreams.conf").write_text(render_upstreams(layout))
     (included / "gateway.conf").write_text(render_gateway(layout))
     layout.supervisord_conf.write_text(render_supervisord(layout, nginx))
+    if layout.monitoring:
+        layout.prometheus_dir.mkdir(parents=True, exist_ok=True)
+        (layout.prometheus_dir / "prometheus.yml").write_text(render_prometheus(layout))
 
 
 def template(path):

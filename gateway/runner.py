@@ -92,6 +92,9 @@ def check_can_start(layout):
     nginx = render.find_nginx()
     if not nginx:
         raise StackError("Nginx is not installed: run `sudo apt-get install -y nginx`, then retry.")
+    if layout.monitoring and None in render.find_monitoring():
+        raise StackError("--monitoring needs Prometheus and its Nginx exporter: run "
+                         "`sudo apt-get install -y prometheus prometheus-nginx-exporter`.")
     clear_stale_stack(layout)
     busy = [port for port in layout.ports() if not port_is_free(port)]
     if busy:
@@ -103,8 +106,13 @@ def check_can_start(layout):
 
 
 def wait_until_ready(layout, supervisord, asked_to_stop, timeout=READY_TIMEOUT):
-    """Return once every service is ready (True) or a stop was asked for (False)."""
+    """Return once every service is ready (True) or a stop was asked for (False).
+
+    With the gateway's metrics, Nginx is started here (render), once their process
+    listens, so that it never sends a line where nothing takes it.
+    """
     pending = layout.readiness_urls()
+    nginx_started = not layout.access_metrics
     started = time.monotonic()
     next_status_check = started + 2
     while pending and time.monotonic() < started + timeout:
@@ -112,6 +120,12 @@ def wait_until_ready(layout, supervisord, asked_to_stop, timeout=READY_TIMEOUT):
             return False
         if supervisord.poll() is not None:
             raise StackError(f"supervisord exited ({supervisord.returncode}): see {layout.run_dir}")
+        if not nginx_started and answers_ok(layout.gateway_metrics_url):
+            started_nginx = supervisor.supervisorctl(layout, "start", "nginx")
+            if started_nginx.returncode != 0:
+                raise StackError(f"Nginx did not start: {started_nginx.stdout}"
+                                 f"{started_nginx.stderr}logs: {layout.log_dir}")
+            nginx_started = True
         pending = [url for url in pending if not answers_ok(url)]
         if pending and time.monotonic() > next_status_check:
             next_status_check += 2
@@ -136,7 +150,9 @@ def ready_message(layout):
         f"  docs        {layout.url}/logger/docs  {layout.url}/predictor/docs\n"
         f"  logger      http://127.0.0.1:{layout.logger_port}\n"
         f"  predictors  {replicas}\n"
-        f"  logs        {layout.log_dir}/\n"
+        + (f"  prometheus  {layout.prometheus_url}  (alerts: {layout.prometheus_url}/alerts)\n"
+           if layout.monitoring else "")
+        + f"  logs        {layout.log_dir}/\n"
         f"Ctrl-C stops everything."
     )
 

@@ -1,6 +1,5 @@
 """The logger service: records every input durably and can forward it to the predictors."""
 
-import os
 import sqlite3
 
 from flask import Flask
@@ -19,8 +18,6 @@ def create_app(test_config=None):
     app.config.from_object(Config)
     if test_config:
         app.config.update(test_config)
-    if not app.config["DB_PATH"]:
-        app.config["DB_PATH"] = os.path.join(app.instance_path, "logger.sqlite3")
     init_app(app, [routes.blp, routes.probes])
 
     store = LogStore(

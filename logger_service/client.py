@@ -8,8 +8,11 @@ import pybreaker
 import urllib3
 from flask import current_app
 
+from servicekit import tracecontext
 from servicekit.errors import ServiceError
 from servicekit.headers import CLIENT_ID_HEADER, REQUEST_ID_HEADER
+
+from .metrics import CIRCUIT_STATE, CIRCUIT_TRANSITIONS, FORWARDS
 
 
 class ForwardError(ServiceError):
@@ -57,6 +60,19 @@ class OpenedAt(pybreaker.CircuitBreakerListener):
             self.at = time.monotonic()
 
 
+class CircuitMetrics(pybreaker.CircuitBreakerListener):
+    """The breaker's state and its changes, as metrics: each worker counts once in the
+    gauge of its state."""
+
+    def __init__(self, state):
+        CIRCUIT_STATE.labels(state).inc()
+
+    def state_change(self, breaker, old, new):
+        CIRCUIT_STATE.labels(old.name).dec()
+        CIRCUIT_STATE.labels(new.name).inc()
+        CIRCUIT_TRANSITIONS.labels(old.name, new.name).inc()
+
+
 class PredictorClient:
     """One keep-alive connection pool per worker, explicit timeouts, a breaker.
 
@@ -86,7 +102,7 @@ class PredictorClient:
             exclude=[PredictorBadResponse],
             throw_new_error_on_trip=False,
             name="predictor",
-            listeners=[self._opened],
+            listeners=[self._opened, CircuitMetrics(pybreaker.STATE_CLOSED)],
         )
         self._lock = threading.Lock()
         self._trial_out = False
@@ -96,19 +112,26 @@ class PredictorClient:
         """The breaker's state: closed, open or half-open."""
         return self.breaker.current_state
 
-    def predict(self, text, request_id, client_id=None):
+    def predict(self, text, request_id, client_id=None, trace=None):
         """Return the predictor's JSON answer for one text; raise a ForwardError if none.
 
         client_id, the client the gateway named, goes with the forward (the internal
-        listener passes it on), so the pool sees who asked.
+        listener passes it on), so the pool sees who asked; and so does the request's
+        trace, (trace id, flags), as a traceparent of the forward's own.
         """
-        trial = self._admit()
+        started = time.perf_counter()
         try:
-            answer = self._post(text, request_id, client_id)
+            trial = self._admit()
+            try:
+                answer = self._post(text, request_id, client_id, trace)
+            except ForwardError as exc:
+                self._record(exc, trial)
+                raise
         except ForwardError as exc:
-            self._record(exc, trial)
+            FORWARDS.labels(exc.outcome).observe(time.perf_counter() - started)
             raise
         self._record(None, trial)
+        FORWARDS.labels("predicted").observe(time.perf_counter() - started)
         return answer
 
     # pybreaker's own call() holds the breaker's lock for the whole guarded call, so a
@@ -150,11 +173,13 @@ class PredictorClient:
             except (ForwardError, pybreaker.CircuitBreakerError):
                 pass  # the call's own outcome is what predict() reports
 
-    def _post(self, text, request_id, client_id):
+    def _post(self, text, request_id, client_id, trace):
         body = json.dumps({"input": text}).encode()
         headers = {"Content-Type": "application/json", REQUEST_ID_HEADER: request_id}
         if client_id:
             headers[CLIENT_ID_HEADER] = client_id
+        if trace:
+            headers[tracecontext.TRACEPARENT_HEADER] = tracecontext.child(*trace)
         started = time.monotonic()
         try:
             try:

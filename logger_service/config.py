@@ -1,13 +1,16 @@
 """Logger settings, read from LOGGER_* environment variables."""
 
 import os
+from pathlib import Path
 
 from servicekit.config import ApiConfig
 
+# Flask's instance folder for this package: instance/ beside it.
+DEFAULT_DB_PATH = Path(__file__).resolve().parent.parent / "instance" / "logger.sqlite3"
+
 
 class Config(ApiConfig):
-    # Defaults to the app's instance folder when empty.
-    DB_PATH = os.environ.get("LOGGER_DB_PATH", "")
+    DB_PATH = os.environ.get("LOGGER_DB_PATH", str(DEFAULT_DB_PATH))
     # FULL: a row is on disk before /process answers, even across a power cut.
     DB_SYNCHRONOUS = os.environ.get("LOGGER_DB_SYNCHRONOUS", "FULL")
     # /ready answers 503 when the database's disk has less free space than this.

@@ -5,7 +5,14 @@
 
 import os
 
-from servicekit.gunicorn import AccessLogger, install, worker_class_named
+from servicekit.gunicorn import (
+    AccessLogger,
+    forget_worker,
+    install,
+    remove_metrics_folder,
+    serve_metrics,
+    worker_class_named,
+)
 
 wsgi_app = "logger_service:create_app()"
 bind = os.environ.get("LOGGER_BIND", "127.0.0.1:8000")
@@ -26,16 +33,27 @@ graceful_timeout = int(os.environ.get("LOGGER_GRACEFUL_TIMEOUT", "20"))
 control_socket_disable = True
 
 # In the master, before the workers fork: an answer's head goes out in the same write
-# as its body, and gunicorn's own error pages are JSON (servicekit/gunicorn.py).
+# as its body, gunicorn's own error pages are JSON, and the workers get an empty folder
+# for their metrics (servicekit/gunicorn.py).
 on_starting = install
+# Prometheus metrics of every worker, served by the master on a port of their own, which
+# the gateway does not route to (servicekit/metrics.py), and the free space of the
+# database's disk.
+when_ready = serve_metrics(os.environ.get("LOGGER_METRICS_BIND", "127.0.0.1:9100"),
+                           collectors="logger_service.metrics:SCRAPED_BY_MASTER")
+# A worker that exits leaves its counters, which still count, and takes its live gauges.
+child_exit = forget_worker
+on_exit = remove_metrics_folder
 
 # Responses go out through OneWriteResponse.write, never sendfile, which would
 # send the head alone.
 sendfile = False
 
 # Both logs, and the services' own log lines (servicekit.gunicorn.use_gunicorn_logging),
-# go to stdout: "-" is stdout for the access log, and AccessLogger.setup moves the error
-# log there.
+# go to stdout as JSON lines (servicekit/jsonlog.py) that name the service, proc_name
+# (also the processes' title): "-" is stdout for the access log, and AccessLogger.setup
+# moves the error log there.
+proc_name = "logger"
 accesslog = "-"
 errorlog = "-"
 logger_class = AccessLogger

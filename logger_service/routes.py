@@ -44,7 +44,7 @@ def process(payload):
     if payload["forward_to_model"]:
         try:
             prediction = get_predictor_client().predict(payload["data"], g.request_id,
-                                                       g.client_id)
+                                                       g.client_id, g.trace)
         except ForwardError as error:
             log.warning("request %s: %s", g.request_id, error)
             outcome, failure = error.outcome, error
@@ -55,6 +55,7 @@ def process(payload):
     get_store().record(
         request_id=g.request_id,
         client_id=g.client_id,
+        trace_id=g.trace_id,
         data=payload["data"],
         forward_to_model=payload["forward_to_model"],
         outcome=outcome,

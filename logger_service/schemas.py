@@ -59,6 +59,10 @@ class LogRecordSchema(ma.Schema):
         allow_none=True,
         metadata={"description": "The client whose API key sent it, as the gateway named it."},
     )
+    trace_id = fields.String(
+        allow_none=True,
+        metadata={"description": "The W3C trace id of the request (its traceparent header)."},
+    )
     created_at = fields.String(metadata={"description": "UTC, ISO 8601."})
     data = fields.String()
     forward_to_model = fields.Boolean()

@@ -18,6 +18,8 @@ from flask import current_app
 
 from servicekit.errors import ServiceError
 
+from .metrics import DB_WRITE, RECORD_FAILURES, RECORDS
+
 log = logging.getLogger(__name__)
 
 SCHEMA = """
@@ -25,6 +27,7 @@ CREATE TABLE IF NOT EXISTS records (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     request_id TEXT NOT NULL,
     client_id TEXT,
+    trace_id TEXT,
     created_at TEXT NOT NULL,
     data TEXT NOT NULL,
     forward_to_model INTEGER NOT NULL,
@@ -40,10 +43,10 @@ CREATE TABLE IF NOT EXISTS readiness_probe (
 """
 # Columns added since the first schema, each with its type: create_schema adds those
 # that a database made before them lacks.
-ADDED_COLUMNS = {"client_id": "TEXT"}
+ADDED_COLUMNS = {"client_id": "TEXT", "trace_id": "TEXT"}
 COLUMNS = (
-    "id, request_id, client_id, created_at, data, forward_to_model, outcome, prediction,"
-    " latency_ms"
+    "id, request_id, client_id, trace_id, created_at, data, forward_to_model, outcome,"
+    " prediction, latency_ms"
 )
 # The bytes of a page around its records: {"records": [], "next_before_id": <id>}.
 PAGE_ENVELOPE_BYTES = len(json.dumps({"records": [], "next_before_id": 2**63 - 1}))
@@ -152,20 +155,22 @@ class LogStore:
             conn.close()
 
     def record(self, request_id, data, forward_to_model, outcome, prediction, latency_ms,
-               client_id=None):
+               client_id=None, trace_id=None):
         """Insert one request's row and return its id once it is committed.
 
         Raise StorageUnavailable when it cannot be committed: nothing unstored is
         acknowledged.
         """
+        started = time.perf_counter()
         try:
             cursor = self.connect().execute(
-                "INSERT INTO records (request_id, client_id, created_at, data,"
+                "INSERT INTO records (request_id, client_id, trace_id, created_at, data,"
                 " forward_to_model, outcome, prediction, latency_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     request_id,
                     client_id,
+                    trace_id,
                     utc_now(),
                     data,
                     int(forward_to_model),
@@ -175,8 +180,11 @@ class LogStore:
                 ),
             )
         except sqlite3.Error as exc:
+            RECORD_FAILURES.inc()
             log.exception("could not record request %s", request_id)
             raise StorageUnavailable("record the input") from exc
+        DB_WRITE.observe(time.perf_counter() - started)
+        RECORDS.labels(outcome).inc()
         return cursor.lastrowid
 
     def page(self, limit, before_id=None):

@@ -38,6 +38,13 @@ if [ $# -eq 0 ]; then
     rm -f "$GATEWAY_AUTH_SOCKET"  # left by a killed Nginx, which would not listen there again
 fi
 
+# The gateway's metrics process writes Nginx's error lines as JSON, where it runs.
+if [ "$GATEWAY_ACCESS_METRICS" = on ]; then
+    export GATEWAY_ERROR_LOG="syslog:server=unix:$GATEWAY_METRICS_SOCKET,nohostname,tag=nginx"
+else
+    export GATEWAY_ERROR_LOG=stderr
+fi
+
 variables=$(grep -o '[$][{]GATEWAY_[A-Z_]*[}]' "$dir/gateway.conf.template" | sort -u | tr '\n' ' ')
 mkdir -p "$out/conf.d"
 envsubst "$variables" < "$dir/gateway.conf.template" > "$out/conf.d/gateway.conf"

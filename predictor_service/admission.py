@@ -14,6 +14,8 @@ from contextlib import contextmanager
 
 from servicekit.errors import ServiceError
 
+from .metrics import SHED
+
 log = logging.getLogger(__name__)
 
 # Seconds a shed client is told to wait: about the time a full queue takes to drain.
@@ -62,6 +64,7 @@ class Admission:
                 admitted = True
                 self.in_flight += cost
         if not admitted:
+            SHED.inc()
             log.warning("shed a request of %d characters: %d of %d in flight",
                         cost, in_flight, self.max_chars)
             raise Overloaded(cost, self.max_chars)

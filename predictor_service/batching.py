@@ -30,6 +30,8 @@ import weakref
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from .metrics import QUEUE_DEPTH
+
 log = logging.getLogger(__name__)
 
 
@@ -74,13 +76,23 @@ class MicroBatcher:
         """Return predict_many(texts), computed together with other waiting requests."""
         future = Future()
         cost = sum(len(text) for text in texts)
-        self._queue.put(Waiting(cost, next(self._arrivals), list(texts), future))
+        self._put(Waiting(cost, next(self._arrivals), list(texts), future))
         return future.result(timeout)
+
+    def _put(self, item):
+        self._queue.put(item)
+        QUEUE_DEPTH.inc()
+
+    def _get(self, timeout=None):
+        """Take the lightest waiting request; raise queue.Empty after timeout (0: now)."""
+        item = self._queue.get(timeout=timeout) if timeout != 0 else self._queue.get_nowait()
+        QUEUE_DEPTH.dec()
+        return item
 
     def _run(self):
         expected = 1  # requests in the previous batch: how many to wait for
         while True:
-            first = self._queue.get()
+            first = self._get()
             if first.cost > self.max_chars:
                 self._process_part(first)
                 continue
@@ -91,13 +103,11 @@ class MicroBatcher:
                 # deadline; after that take only what is already waiting.
                 remaining = deadline - time.monotonic() if len(batch) < expected else 0
                 try:
-                    item = self._queue.get(timeout=remaining) if remaining > 0 else (
-                        self._queue.get_nowait()
-                    )
+                    item = self._get(timeout=max(remaining, 0))
                 except queue.Empty:
                     break
                 if size + len(item.texts) > self.max_texts or chars + item.cost > self.max_chars:
-                    self._queue.put(item)  # back in line, for a later batch
+                    self._put(item)  # back in line, for a later batch
                     break
                 batch.append(item)
                 size += len(item.texts)
@@ -121,7 +131,7 @@ class MicroBatcher:
         item.done += part.future.result()
         item.texts, item.cost = item.texts[count:], item.cost - chars
         if item.texts:
-            self._queue.put(item)
+            self._put(item)
         else:
             item.future.set_result(item.done)
 

@@ -3,6 +3,8 @@
 import json
 import logging
 import threading
+import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +13,8 @@ import skops.io
 from flask import current_app
 
 from servicekit.errors import ServiceError
+
+from .metrics import BATCH_SIZE, MODEL_CALL, MODEL_LOAD, MODEL_READY, PREDICTIONS
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +117,7 @@ class ModelHolder:
 
     def load(self):
         """Load the artifact and warm it up; record the error instead of raising."""
+        started = time.perf_counter()
         try:
             model = TextClassifier.load(self.artifact_path)
             model.predict([self.WARM_UP_INPUT])
@@ -124,6 +129,8 @@ class ModelHolder:
         else:
             self._model = model
             self.error = None
+            MODEL_LOAD.set(time.perf_counter() - started)
+            MODEL_READY.set(1)
             log.info("model %s loaded from %s", model.identity, self.artifact_path)
         finally:
             self._loaded.set()
@@ -147,7 +154,15 @@ class ModelHolder:
         return self._batcher.predict(texts)
 
     def _predict_now(self, texts):
-        return self.model.predict(texts)
+        model = self.model
+        started = time.perf_counter()
+        predictions = model.predict(texts)
+        MODEL_CALL.observe(time.perf_counter() - started)
+        BATCH_SIZE.observe(len(texts))
+        name, version = model.identity["name"], model.identity["version"]
+        for label, count in Counter(prediction.label for prediction in predictions).items():
+            PREDICTIONS.labels(name, version, label).inc(count)
+        return predictions
 
     @property
     def ready(self):

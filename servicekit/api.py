@@ -19,6 +19,7 @@ from . import docs
 from .errors import ServiceError
 from .gunicorn import use_gunicorn_logging
 from .hooks import install_request_hooks
+from .metrics import install_request_metrics
 
 
 class Api(flask_smorest.Api):
@@ -112,7 +113,8 @@ class Blueprint(flask_smorest.Blueprint):
 
 def init_app(app, blueprints):
     """Set a service's app up as both run: behind the gateway, logging through gunicorn,
-    with the one error shape, the request hooks, and the service's blueprints."""
+    with the one error shape, request metrics, the request hooks, and the service's
+    blueprints."""
     # UTF-8 answers, in the schemas' field order (the lab's order), not sorted keys.
     app.json = Utf8JsonProvider(app)
     use_gunicorn_logging()
@@ -122,6 +124,8 @@ def init_app(app, blueprints):
 
     api = Api(app)
     docs.init_app(app)
+    # First: a request that the hooks below refuse (a 415, say) is counted too.
+    install_request_metrics(app)
     install_request_hooks(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

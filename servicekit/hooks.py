@@ -7,6 +7,7 @@ import uuid
 from flask import g, request
 from flask_smorest import abort
 
+from . import tracecontext
 from .headers import CLIENT_ID_HEADER, REQUEST_ID_HEADER
 
 # Accept a caller's id only when it is short and harmless to log and to pass on.
@@ -16,8 +17,8 @@ SANE_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def install_request_hooks(app):
-    """Give every request an id and its client's (or None), and reject request bodies
-    that are not JSON or come encoded."""
+    """Give every request an id, its client's and its trace's (or None), and reject
+    request bodies that are not JSON or come encoded."""
 
     @app.before_request
     def assign_ids():
@@ -25,6 +26,9 @@ def install_request_hooks(app):
         g.request_id = incoming if SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         client_id = request.headers.get(CLIENT_ID_HEADER, "")
         g.client_id = client_id if SANE_CLIENT_ID.fullmatch(client_id) else None
+        # (trace id, flags) of a valid traceparent, which the gateway always sends.
+        g.trace = tracecontext.parse(request.headers.get(tracecontext.TRACEPARENT_HEADER))
+        g.trace_id = g.trace[0] if g.trace else None
 
     @app.before_request
     def require_json_body():

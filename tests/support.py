@@ -18,6 +18,7 @@ from http.client import HTTPConnection
 from pathlib import Path
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.layout import ROOT, Layout
 from gateway.ports import free_port, free_port_range, port_is_free
@@ -38,11 +39,13 @@ class GunicornServer:
         self.started = started
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.metrics_url = f"http://127.0.0.1:{free_port()}/metrics"
         self.log_path = Path(log_dir) / f"{service}-{self.port}.log"
         prefix = service.upper()
         self.env = {
             **os.environ,
             f"{prefix}_BIND": f"127.0.0.1:{self.port}",
+            f"{prefix}_METRICS_BIND": self.metrics_url.split("/")[2],
             f"{prefix}_WORKERS": "1",
             f"{prefix}_THREADS": "4",
             **(env or {}),
@@ -101,16 +104,20 @@ class GunicornServer:
     def log(self):
         return self.log_path.read_text(errors="replace")
 
-    def log_lines_with(self, text, timeout=10):
-        """Return the log lines that contain text, waiting for gunicorn to write them.
+    def metrics(self):
+        """The samples its metrics port serves now (scrape())."""
+        return scrape(self.metrics_url)
 
-        gunicorn writes the access log line after it has sent the response.
-        """
+    def log_entries(self, timeout=10, **fields):
+        """Return the log's JSON lines whose fields have these values, waiting for
+        gunicorn to write one; fail on a line that is not JSON."""
         deadline = time.monotonic() + timeout
         while True:
-            lines = [line for line in self.log().splitlines() if text in line]
-            if lines or time.monotonic() > deadline:
-                return lines
+            entries = [json.loads(line) for line in self.log().splitlines()]
+            found = [entry for entry in entries
+                     if all(entry.get(name) == value for name, value in fields.items())]
+            if found or time.monotonic() > deadline:
+                return found
             time.sleep(0.05)
 
     def __enter__(self):
@@ -118,6 +125,53 @@ class GunicornServer:
 
     def __exit__(self, *exc_info):
         self.stop()
+
+
+def scrape(url):
+    """The samples of a Prometheus metrics page, as {(name, ((label, value), ...)): value}."""
+    response = requests.get(url, timeout=5)
+    response.raise_for_status()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+class Prometheus:
+    """A running Prometheus, asked through its HTTP API."""
+
+    def __init__(self, url):
+        self.url = url
+
+    def query(self, promql):
+        """The value of an instant query that gives one sample at most, None for none."""
+        response = requests.get(f"{self.url}/api/v1/query", params={"query": promql},
+                                timeout=10)
+        response.raise_for_status()
+        result = response.json()["data"]["result"]
+        assert len(result) <= 1, result
+        return float(result[0]["value"][1]) if result else None
+
+    def settles_at(self, promql, expected, timeout=60):
+        """Wait until the query gives expected: Prometheus has scraped what was sent."""
+        try:
+            wait_until(lambda: self.query(promql) == expected, timeout=timeout)
+        except AssertionError:
+            raise AssertionError(f"{promql} is {self.query(promql)}, not {expected}") from None
+
+    def alerts(self, name):
+        """The alerts of that name now, firing or pending, as {instance: state}."""
+        response = requests.get(f"{self.url}/api/v1/alerts", timeout=10)
+        response.raise_for_status()
+        return {alert["labels"].get("instance"): alert["state"]
+                for alert in response.json()["data"]["alerts"]
+                if alert["labels"]["alertname"] == name}
+
+
+def sample(samples, name, **labels):
+    """The value of one sample of scrape()'s result, 0 when it is not there (yet)."""
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def assert_error(response, status, message_part=None):

@@ -66,10 +66,11 @@ class Compose:
 
     With debug, the stack of docker-compose.yml and DEBUG_OVERRIDE, whose debugging ports
     are moved to free loopback ports too; with keys_dir, KEYS_OVERRIDE with the key store
-    of that folder; without either, docker-compose.yml alone.
+    of that folder; without either, docker-compose.yml alone. With monitoring, its
+    `monitoring` profile too, Prometheus published on a free port.
     """
 
-    def __init__(self, debug=False, keys_dir=None):
+    def __init__(self, debug=False, keys_dir=None, monitoring=False):
         self.project = f"mlgw-test-{uuid.uuid4().hex[:8]}"
         self.gateway_port = free_port()
         files = ["docker-compose.yml", *([DEBUG_OVERRIDE] if debug else []),
@@ -79,7 +80,8 @@ class Compose:
         host = {name: value for name, value in os.environ.items()
                 if name not in ("GATEWAY_RATE_LIMIT", "GATEWAY_RATE_BURST",
                                 "GATEWAY_PUBLISH_ADDRESS", "GATEWAY_API_KEYS_DIR",
-                                "LOGGER_DEBUG_PORT", "PREDICTOR_DEBUG_PORTS")}
+                                "LOGGER_DEBUG_PORT", "PREDICTOR_DEBUG_PORTS",
+                                "COMPOSE_PROFILES", "PROMETHEUS_PUBLISH_PORT")}
         self.env = {
             **host,
             # In the environment, not as -f options: the documented commands that a test
@@ -92,6 +94,10 @@ class Compose:
         }
         if keys_dir:
             self.env["GATEWAY_API_KEYS_DIR"] = str(keys_dir)
+        if monitoring:
+            self.env["COMPOSE_PROFILES"] = "monitoring"
+            self.env["PROMETHEUS_PUBLISH_PORT"] = str(free_port())
+            self.prometheus_url = f"http://127.0.0.1:{self.env['PROMETHEUS_PUBLISH_PORT']}"
         if debug:
             predictor_ports = free_port_range(10)
             self.env["LOGGER_DEBUG_PORT"] = str(free_port())
@@ -119,22 +125,33 @@ class Compose:
 
     def predictor_addresses(self):
         """The network addresses of the running predictor containers."""
-        return {
-            address
-            for container_id in self.running_predictors()
-            for address in inspect(
-                container_id, "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
-            ).split()
-        }
+        return {address for container_id in self.running_predictors()
+                for address in self.predictor_addresses_of(container_id)}
+
+    @staticmethod
+    def predictor_addresses_of(container_id):
+        """The network addresses of one container."""
+        return inspect(container_id,
+                       "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}").split()
+
+    @staticmethod
+    def docker(*args):
+        """Run a docker command (pause, unpause, ...) and fail with its error if it fails."""
+        result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"docker {' '.join(args)}:\n{result.stderr}"
+        return result.stdout
 
     def wait_healthy(self, timeout=180):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            # A container without a healthcheck (Nginx's exporter) counts once it runs.
             states = subprocess.run(
-                ["docker", "inspect", "-f", "{{.State.Health.Status}}", *self("ps", "-q").split()],
+                ["docker", "inspect", "-f",
+                 "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}",
+                 *self("ps", "-q").split()],
                 capture_output=True, text=True,
             ).stdout.split()
-            if states and all(state == "healthy" for state in states):
+            if states and all(state in ("healthy", "running") for state in states):
                 return
             time.sleep(1)
         raise AssertionError(

@@ -32,7 +32,8 @@ def test_the_logger_answers_on_its_loopback_debug_port(debug_stack):
     [logger] = debug_stack("ps", "-q", "logger").split()
     port = int(debug_stack.env["LOGGER_DEBUG_PORT"])
 
-    assert published(logger) == {"8000/tcp": {("127.0.0.1", port)}}
+    # Its metrics port stays unpublished.
+    assert published(logger) == {"8000/tcp": {("127.0.0.1", port)}, "9100/tcp": set()}
     assert requests.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
 
 

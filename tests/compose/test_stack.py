@@ -31,10 +31,11 @@ UPSTREAMS_FILE = re.search(r"^conf=(\S+)$", (ROOT / "nginx" / "upstreams-from-dn
 
 
 def served_by(http, url, count):
-    return {
-        http.post(f"{url}/predict", json={"input": f"dog {n}"}).headers["X-Served-By"].split(":")[0]
-        for n in range(count)
-    }
+    """The hostnames of the replicas that answered count predictions; an answer that is
+    not a 200 (so names no replica) is its (status, body)."""
+    answers = [http.post(f"{url}/predict", json={"input": f"dog {n}"}) for n in range(count)]
+    return {answer.headers["X-Served-By"].split(":")[0] if answer.status_code == 200
+            else (answer.status_code, answer.text) for answer in answers}
 
 
 def wait_until_served_by_exactly(compose, http, timeout=15):
@@ -113,7 +114,20 @@ def container_ids(compose, service):
     return compose("ps", "-q", service).split()
 
 
-@pytest.mark.parametrize("service", ["gateway", "logger", "predictor"])
+def test_the_gateway_metrics_image_holds_its_module_alone_and_runs_as_no_root(compose):
+    [container_id] = container_ids(compose, "gateway-metrics")
+    image = inspect(container_id, "{{.Image}}")
+    listing = subprocess.run(["docker", "run", "--rm", "--entrypoint", "find", image, "/app"],
+                             capture_output=True, text=True, check=True).stdout.splitlines()
+    uids = re.search(r"^Uid:\s+(.*)$", exec_in(container_id, "cat", "/proc/1/status"),
+                     re.MULTILINE).group(1).split()
+
+    assert sorted(path for path in listing if path.endswith(".py")) == [
+        "/app/gateway/__init__.py", "/app/gateway/access_metrics.py"]
+    assert "0" not in uids, uids
+
+
+@pytest.mark.parametrize("service", ["gateway", "gateway-metrics", "logger", "predictor"])
 def test_each_container_runs_the_healthcheck_of_its_image(compose, service):
     for container_id in container_ids(compose, service):
         image = inspect(container_id, "{{.Image}}")
@@ -137,11 +151,16 @@ def test_the_gateway_routes_with_the_defaults_of_local_runs_unless_the_host_sets
     image_settings = {name: environment[name] for name in render.gateway_settings(Layout())
                       if name in environment and name not in GATEWAY_DEFAULTS}
     assert set(image_settings) == {"GATEWAY_ADDRESS", "GATEWAY_PORT",
-                                   "GATEWAY_INTERNAL_ADDRESS", "GATEWAY_INTERNAL_PORT"}
-    # What render-gateway.sh works out in the container: no keys, the check's socket in /tmp.
+                                   "GATEWAY_INTERNAL_ADDRESS", "GATEWAY_INTERNAL_PORT",
+                                   "GATEWAY_METRICS_SOCKET"}
+    # What render-gateway.sh works out in the container: no keys, the check's socket in
+    # /tmp, Nginx's error lines to the gateway's metrics process.
     socket = f"/tmp/gateway-{environment['GATEWAY_PORT']}-auth.sock"
+    error_log = (f"syslog:server=unix:{environment['GATEWAY_METRICS_SOCKET']},nohostname,"
+                 "tag=nginx")
     image_settings |= {"GATEWAY_API_KEYS": "/dev/null", "GATEWAY_AUTH": "off",
-                       "GATEWAY_ADMIN_AUTH": "off", "GATEWAY_AUTH_SOCKET": socket}
+                       "GATEWAY_ADMIN_AUTH": "off", "GATEWAY_AUTH_SOCKET": socket,
+                       "GATEWAY_ERROR_LOG": error_log}
 
     # The fixture's shell turns the limit off (its load would meet it) and sets no other
     # setting: the image fills in nginx/gateway.env's defaults, as a local run does.
@@ -160,11 +179,14 @@ def test_only_the_gateway_is_published(compose):
 
     # To this machine only: the default stack has no keys (docker-compose.keys.yml).
     assert published(gateway) == {"80/tcp": {("127.0.0.1", compose.gateway_port)}}
-    # Their images expose a port (listed, bound to nothing); the debugging ports come
-    # only with docker-compose.debug.yml (tests/compose/test_debug_override.py).
-    assert published(container_ids(compose, "logger")[0]) == {"8000/tcp": set()}
+    # Their images expose their service and metrics ports (listed, bound to nothing); the
+    # debugging ports come only with docker-compose.debug.yml (test_debug_override.py).
+    assert published(container_ids(compose, "logger")[0]) == {"8000/tcp": set(),
+                                                              "9100/tcp": set()}
     for predictor in compose.running_predictors():
-        assert published(predictor) == {"8001/tcp": set()}
+        assert published(predictor) == {"8001/tcp": set(), "9100/tcp": set()}
+    [gateway_metrics] = container_ids(compose, "gateway-metrics")
+    assert published(gateway_metrics) == {"9145/tcp": set()}
 
 
 def test_all_three_replicas_serve(compose, http):
@@ -267,7 +289,12 @@ def gateway_predictor_addresses(compose):
 
 def wait_until_the_gateway_follows(compose, http, timeout=15):
     """Poll until the gateway lists exactly the live predictors' addresses and traffic
-    reaches exactly them; fail after timeout seconds."""
+    reaches exactly them, every request answered; fail after timeout seconds.
+
+    Eleven replicas booting on two cores can keep a request past the gateway's timeouts
+    (a 504) for a few seconds after each says it is healthy: that is a wait, not yet a
+    failure, until the timeout.
+    """
     started = time.monotonic()
     live_addresses, live_hostnames = compose.predictor_addresses(), compose.predictor_hostnames()
     while True:

@@ -116,7 +116,7 @@ def settings_of(layout, leave_out=()):
 
 
 # What render-gateway.sh works out itself, as gateway_settings does.
-DERIVED = ("GATEWAY_AUTH", "GATEWAY_ADMIN_AUTH", "GATEWAY_AUTH_SOCKET")
+DERIVED = ("GATEWAY_AUTH", "GATEWAY_ADMIN_AUTH", "GATEWAY_AUTH_SOCKET", "GATEWAY_ERROR_LOG")
 
 
 def test_the_image_fills_in_the_templates_with_the_defaults_of_local_runs(tmp_path):

@@ -109,8 +109,8 @@ def test_request_id_travels_from_client_to_logger_to_predictor_and_back(stack, h
     assert sorted(line["uri"] for line in gateway_lines) == ["/predict", "/process"]
     [predict_line] = [line for line in gateway_lines if line["uri"] == "/predict"]
     port = predict_line["upstream_addr"].rsplit(":", 1)[1]
-    assert "request_id=trace-me-42" in stack.log(f"predictor-{port}")
-    assert "request_id=trace-me-42" in stack.log("logger")
+    assert '"request_id": "trace-me-42"' in stack.log(f"predictor-{port}")
+    assert '"request_id": "trace-me-42"' in stack.log("logger")
 
 
 def test_gateway_generates_a_request_id_when_the_client_sends_none_or_a_bad_one(stack, http):
@@ -119,3 +119,62 @@ def test_gateway_generates_a_request_id_when_the_client_sends_none_or_a_bad_one(
         request_id = response.headers["X-Request-ID"]
         assert re.fullmatch(r"[0-9a-f]{32}", request_id)
         assert response.json()["request_id"] == request_id
+
+
+def log_entries(text):
+    """The JSON lines of a log."""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_a_valid_traceparent_travels_to_the_logger_and_the_predictor_and_is_stored(stack, http):
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    response = http.post(
+        f"{stack.url}/process", json={"data": "a traced hamster", "forward_to_model": True},
+        headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01", "X-Request-ID": "traced-1"},
+    )
+
+    assert response.status_code == 200
+    # The gateway's answer names the same trace, with a parent id of its own.
+    version, returned_trace, parent, flags = response.headers["traceparent"].split("-")
+    assert (version, returned_trace, flags) == ("00", trace_id, "01")
+    assert re.fullmatch(r"[0-9a-f]{16}", parent) and parent != "00f067aa0ba902b7"
+    [record] = [r for r in http.get(f"{stack.url}/logs?limit=20").json()["records"]
+                if r["request_id"] == "traced-1"]
+    assert record["trace_id"] == trace_id
+    gateway = [entry for entry in log_entries(stack.log("nginx"))
+               if entry["request_id"] == "traced-1"]
+    assert {entry["trace_id"] for entry in gateway} == {trace_id}
+    assert sorted(entry["uri"] for entry in gateway) == ["/predict", "/process"]
+    port = next(entry for entry in gateway if entry["uri"] == "/predict")["upstream_addr"] \
+        .rsplit(":", 1)[1]
+    for log in (stack.log("logger"), stack.log(f"predictor-{port}")):
+        [access] = [entry for entry in log_entries(log) if entry.get("request_id") == "traced-1"
+                    and entry["logger"] == "gunicorn.access"]
+        assert access["trace_id"] == trace_id
+
+
+@pytest.mark.parametrize("traceparent", [
+    None, "garbage", "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+    "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+    "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+])
+def test_the_gateway_starts_a_trace_for_a_missing_or_invalid_traceparent(stack, http,
+                                                                          traceparent):
+    headers = {"traceparent": traceparent} if traceparent else {}
+    response = http.post(f"{stack.url}/process", json={"data": "untraced"}, headers=headers)
+
+    version, trace_id, parent, flags = response.headers["traceparent"].split("-")
+    assert version == "00" and flags == "00"
+    assert trace_id == response.headers["X-Request-ID"]  # a new trace: the request's id
+    assert re.fullmatch(r"[0-9a-f]{32}", trace_id) and re.fullmatch(r"[0-9a-f]{16}", parent)
+    [record] = [r for r in http.get(f"{stack.url}/logs?limit=20").json()["records"]
+                if r["request_id"] == trace_id]
+    assert record["trace_id"] == trace_id
+
+
+def test_the_gateways_own_errors_carry_the_trace_too(stack, http):
+    response = http.get(f"{stack.url}/nowhere")
+
+    assert response.status_code == 404
+    assert response.headers["traceparent"].split("-")[1] == response.headers["X-Request-ID"]

@@ -1,6 +1,5 @@
 """The logger under gunicorn with several workers, as it runs in production."""
 
-import re
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
@@ -55,12 +54,12 @@ def test_each_request_logs_one_line_with_its_request_id(logger_server):
     )
     requests.get(f"{logger_server.url}/nope", headers={"X-Request-ID": "one-line-2"}, timeout=10)
 
-    [process_line] = logger_server.log_lines_with("request_id=one-line-1")
-    [not_found_line] = logger_server.log_lines_with("request_id=one-line-2")
-    # The access line ends with the request's id, and names no replica.
-    assert re.fullmatch(r'127\.0\.0\.1 "POST /process HTTP/1\.1" 200 \d+B \d+ms'
-                        r" request_id=one-line-1", process_line), process_line
-    assert '"GET /nope HTTP/1.1" 404' in not_found_line
+    [process] = logger_server.log_entries(request_id="one-line-1")
+    [not_found] = logger_server.log_entries(request_id="one-line-2")
+    assert (process["method"], process["path"], process["status"]) == ("POST", "/process", 200)
+    assert process["remote"] == "127.0.0.1" and process["bytes"] > 0
+    assert "served_by" not in process  # one logger: no replica to name
+    assert (not_found["path"], not_found["status"]) == ("/nope", 404)
 
 
 def test_gunicorn_and_the_app_log_to_stdout_and_nothing_to_stderr(logger_server):
@@ -70,9 +69,11 @@ def test_gunicorn_and_the_app_log_to_stdout_and_nothing_to_stderr(logger_server)
     )
 
     assert response.status_code == 503
-    [access_line] = logger_server.log_lines_with('"POST /process HTTP/1.1" 503')
-    assert "request_id=to-stdout" in access_line
-    assert logger_server.log_lines_with("request to-stdout: Predictor is unavailable")  # the app's
-    stdout = logger_server.log()
-    assert "Starting gunicorn" in stdout and "Booting worker" in stdout
+    [access] = logger_server.log_entries(request_id="to-stdout", logger="gunicorn.access")
+    assert (access["path"], access["status"]) == ("/process", 503)
+    # The app's own line, with the request's id.
+    [warning] = logger_server.log_entries(request_id="to-stdout", logger="logger_service.routes")
+    assert warning["level"] == "warning"
+    assert warning["message"].startswith("request to-stdout: Predictor is unavailable")
+    assert logger_server.log_entries(logger="gunicorn.error", message="Starting gunicorn 27.0.1")
     assert (logger_server.log_path.parent / "stderr.log").read_text() == ""

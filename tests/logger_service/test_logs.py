@@ -33,10 +33,11 @@ def test_logs_default_page_and_record_shape(client):
     assert body["next_before_id"] is None  # 3 records fit in the default page of 50
     assert len(body["records"]) == 3
     assert set(body["records"][0]) == {
-        "id", "request_id", "client_id", "created_at", "data", "forward_to_model",
+        "id", "request_id", "client_id", "trace_id", "created_at", "data", "forward_to_model",
         "outcome", "prediction", "latency_ms",
     }
     assert body["records"][0]["client_id"] is None  # no gateway named a client
+    assert body["records"][0]["trace_id"] is None  # nor a trace
 
 
 def test_logs_of_an_empty_database(client):

@@ -57,8 +57,8 @@ def test_forward_returns_the_predictors_answer(forwarding_app, predictor_server)
     assert prediction["message"].startswith("Predicted class: cat with ")
     assert prediction["model"]["name"] == "pet-text-classifier"
     # The predictor saw the same request id: its access log line names it.
-    [line] = predictor_server.log_lines_with("request_id=forward-check-1")
-    assert '"POST /predict HTTP/1.1" 200' in line
+    [line] = predictor_server.log_entries(request_id="forward-check-1")
+    assert (line["method"], line["path"], line["status"]) == ("POST", "/predict", 200)
 
     with forwarding_app.app_context():
         [record] = get_store().page(limit=10)
@@ -106,3 +106,19 @@ def test_the_longest_input_the_logger_takes_is_one_the_predictor_classifies(forw
 
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["model_prediction"]["prediction"]["input_length"] == MAX_TEXT_LENGTH
+
+
+def test_the_trace_goes_on_to_the_predictor_and_is_stored(forwarding_app, predictor_server):
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    response = forwarding_app.test_client().post(
+        "/process", json={"data": "a traced cat", "forward_to_model": True},
+        headers={"X-Request-ID": "traced-forward", "traceparent":
+                 f"00-{trace_id}-b7ad6b7169203331-01"},
+    )
+
+    assert response.status_code == 200
+    [line] = predictor_server.log_entries(request_id="traced-forward")
+    assert line["trace_id"] == trace_id
+    with forwarding_app.app_context():
+        [record] = get_store().page(limit=10)
+    assert record["trace_id"] == trace_id

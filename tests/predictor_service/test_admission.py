@@ -150,9 +150,10 @@ def test_concurrent_heavy_requests_are_shed_with_503_and_light_ones_still_succee
         else:
             assert len(answer.json()["predictions"]) == HEAVY_TEXTS
     assert [answer.status_code for answer in light] == [200] * len(light)
-    assert busy_replica.log_lines_with("shed a request of 200000 characters")
-    assert all("[WARNING]" in line
-               for line in busy_replica.log_lines_with("shed a request of"))
+    shed = busy_replica.log_entries(logger="predictor_service.admission")
+    assert any(entry["message"].startswith("shed a request of 200000 characters")
+               for entry in shed)
+    assert {entry["level"] for entry in shed} == {"warning"}
 
 
 def test_a_request_over_the_configured_characters_is_422_naming_the_limit(busy_replica):

@@ -1,7 +1,6 @@
 """A predictor replica under gunicorn, configured from its environment as the stack does."""
 
 import json
-import re
 import shutil
 
 import pytest
@@ -41,12 +40,16 @@ def test_model_path_and_instance_id_come_from_the_environment(replica):
 def test_gunicorn_and_the_app_log_to_stdout_and_nothing_to_stderr(replica):
     requests.get(f"{replica.url}/health", headers={"X-Request-ID": "to-stdout"}, timeout=10)
 
-    [access_line] = replica.log_lines_with("request_id=to-stdout")
-    # The access line ends with the request's id and the replica that answered it.
-    assert re.fullmatch(r'127\.0\.0\.1 "GET /health HTTP/1\.1" 200 \d+B \d+ms'
-                        r" request_id=to-stdout served_by=replica-7", access_line), access_line
-    stdout = replica.log()
-    assert "Starting gunicorn" in stdout and "Booting worker" in stdout
-    assert f"loaded from {replica.env['PREDICTOR_MODEL_PATH']}" in stdout  # the app's own line
+    [access] = replica.log_entries(request_id="to-stdout")
+    # The access line names the request's id and the replica that answered it.
+    assert access["served_by"] == "replica-7"
+    assert (access["logger"], access["service"], access["method"], access["path"],
+            access["status"]) == ("gunicorn.access", "predictor", "GET", "/health", 200)
+    assert access["instance"].endswith(f":{replica.port}")
+    assert replica.log_entries(logger="gunicorn.error", message=f"Booting worker with pid: "
+                                                                f"{access['pid']}")
+    # The app's own line, through gunicorn's error log.
+    assert [entry for entry in replica.log_entries(logger="predictor_service.model")
+            if replica.env["PREDICTOR_MODEL_PATH"] in entry["message"]]
     assert (replica.log_path.parent / "stderr.log").read_text() == ""
 

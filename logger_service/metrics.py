@@ -1,0 +1,35 @@
+"""The logger's own metrics; servicekit.metrics counts its requests."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from servicekit.metrics import LATENCY_BUCKETS, DiskSpaceCollector
+
+from .config import Config
+
+RECORDS = Counter(
+    "logger_records_total", "Inputs committed to the database, by outcome.", ["outcome"],
+)
+RECORD_FAILURES = Counter(
+    "logger_record_failures_total", "Inputs that could not be committed (answered 503).",
+)
+DB_WRITE = Histogram(
+    "logger_db_write_duration_seconds", "Time to commit one record.", buckets=LATENCY_BUCKETS,
+)
+FORWARDS = Histogram(
+    "logger_forward_duration_seconds",
+    "Time to get a prediction from the pool, by outcome (predicted, or why not).",
+    ["outcome"], buckets=LATENCY_BUCKETS,
+)
+CIRCUIT_STATE = Gauge(
+    "logger_predictor_circuit_state",
+    "Workers whose circuit breaker to the predictor pool is in each state.",
+    ["state"], multiprocess_mode="livesum",
+)
+CIRCUIT_TRANSITIONS = Counter(
+    "logger_predictor_circuit_transitions_total",
+    "Changes of a worker's circuit breaker state.", ["from_state", "to_state"],
+)
+
+# Read by the gunicorn master at each scrape (servicekit.gunicorn.serve_metrics): the disk
+# is the same for every worker, and a scrape sees it even when no request comes.
+SCRAPED_BY_MASTER = [DiskSpaceCollector(Config.DB_PATH, prefix="logger_database")]
