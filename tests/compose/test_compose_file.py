@@ -20,6 +20,9 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DEBUG_OVERRIDE = ROOT / "docker-compose.debug.yml"
 KEYS_OVERRIDE = ROOT / "docker-compose.keys.yml"
 SERVICE_IMAGE_FOLDERS = ("logger_service", "predictor_service", "servicekit")
+# What the gateway-metrics image builds from, in the same context.
+GATEWAY_METRICS_FILES = {"gateway/__init__.py", "gateway/access_metrics.py",
+                         "gateway/requirements-access-metrics.txt", "gateway/Dockerfile"}
 
 
 def compose_services(path=COMPOSE_FILE):
@@ -59,6 +62,7 @@ def test_the_published_ports_and_the_start_order():
     assert services["gateway"]["depends_on"] == {
         "logger": {"condition": "service_healthy"},
         "predictor": {"condition": "service_healthy"},
+        "gateway-metrics": {"condition": "service_healthy"},
     }
 
 
@@ -103,10 +107,11 @@ def build_context(context, workdir, paths, dockerfile):
     }
 
 
-@pytest.mark.parametrize("service", ["logger", "predictor"])
-def test_service_images_build_from_the_two_services_and_servicekit_only(service, tmp_path):
+@pytest.mark.parametrize("service", ["logger", "predictor", "gateway-metrics"])
+def test_images_build_from_the_two_services_servicekit_and_the_metrics_module_only(
+        service, tmp_path):
     build = compose_services()[service]["build"]
-    code = files_of(*SERVICE_IMAGE_FOLDERS)
+    code = files_of(*SERVICE_IMAGE_FOLDERS) | GATEWAY_METRICS_FILES
     everything = files_of(".") | {
         f"{folder}/{leftover}" for folder in (".", *SERVICE_IMAGE_FOLDERS)
         for leftover in LOCAL_LEFTOVERS
