@@ -3,8 +3,9 @@
     .venv/bin/python -m bench.monitoring_plot      (make bench runs it too)
 
 Starts the local stack with --monitoring (rate limit off), drives it for a few minutes
-with wrk on loopback, in phases: steady /predict, a share of invalid requests, heavy
-batches, one replica stopped and started again; then plots, from Prometheus' own
+with wrk on loopback, in phases: steady /predict (and a few forwarded /process), a
+share of invalid requests, heavy batches, one replica stopped and started again; then
+plots, from Prometheus' own
 query_range answers, the five queries of docs/observability.md.
 """
 
@@ -20,22 +21,25 @@ import requests
 from gateway.layout import ROOT, Layout
 from gateway.runner import LocalStack
 
-from .run import BATCH, SINGLE, wrk
+from .run import BATCH, FORWARD, SINGLE, wrk
 
 PICTURE = ROOT / "docs" / "observability.png"
 INVALID = '{"input": ""}'
-# The five queries of docs/observability.md, by the panel that shows each.
+# The five queries of docs/observability.md, by the panel that shows each, and the
+# replicas Prometheus reaches.
 QUERIES = {
     "requests/s at the gateway, by route and status":
         'sum by (route, status) (rate(gateway_responses_total{listener="public"}[30s]))',
+    # "or vector(0)": no 5xx series at all is a ratio of 0, not no line.
     "error ratio (5xx of all answers)":
-        'sum(rate(gateway_responses_total{status=~"5.."}[30s]))'
+        '(sum(rate(gateway_responses_total{status=~"5.."}[30s])) or vector(0))'
         " / sum(rate(gateway_responses_total[30s]))",
     "p99 latency at the gateway, by route (s)":
         "histogram_quantile(0.99, sum by (route, le) "
         '(rate(gateway_request_duration_seconds_bucket{listener="public"}[30s])))',
     "mean texts per model call":
         "sum(rate(predictor_batch_size_sum[30s])) / sum(rate(predictor_batch_size_count[30s]))",
+    "logger workers by circuit breaker state": "sum by (state) (logger_predictor_circuit_state)",
     "predictor replicas up": 'sum(up{job="predictor"})',
 }
 
@@ -54,8 +58,8 @@ def drive(stack, seconds):
             thread.join()
         phases.append((label, started, time.time()))
 
-    predict = f"{stack.url}/predict"
-    phase("steady /predict", [(predict, SINGLE, 16)], seconds)
+    predict, process = f"{stack.url}/predict", f"{stack.url}/process"
+    phase("steady /predict", [(predict, SINGLE, 16), (process, FORWARD, 2)], seconds)
     phase("and 422s", [(predict, SINGLE, 16), (predict, INVALID, 4)], seconds)
     phase("heavy batches", [(predict, SINGLE, 8), (predict, BATCH, 8)], seconds)
     port = stack.predictor_ports[0]
@@ -83,7 +87,7 @@ def plot(prometheus, phases, path):
     import matplotlib.pyplot as plt
 
     start, end = phases[0][1] - 10, phases[-1][2] + 10
-    fig, axes = plt.subplots(len(QUERIES), 1, figsize=(11, 13), sharex=True)
+    fig, axes = plt.subplots(len(QUERIES), 1, figsize=(11, 15), sharex=True)
     for axis, (title, promql) in zip(axes, QUERIES.items(), strict=True):
         for series in query_range(prometheus, promql, start, end):
             times = [float(t) - start for t, _ in series["values"]]
@@ -97,8 +101,8 @@ def plot(prometheus, phases, path):
             axis.axvspan(begin - start, finish - start, alpha=0.06, color="grey")
         axis.grid(alpha=0.3)
     for label, begin, finish in phases:
-        axes[0].annotate(label, ((begin + finish) / 2 - start, 1.02),
-                         xycoords=("data", "axes fraction"), ha="center", fontsize=8)
+        axes[-1].annotate(label, ((begin + finish) / 2 - start, 0.2),
+                          xycoords=("data", "axes fraction"), ha="center", fontsize=8)
     axes[-1].set_xlabel("seconds")
     fig.suptitle("The stack through its own Prometheus (make bench, 2 cores, loopback)", y=0.995)
     fig.tight_layout()

@@ -138,9 +138,10 @@ priority = 25
 """
 
 MONITORING_PROGRAMS = """\
+; Its log is plain text: gateway.jsonlines writes each line as JSON.
 [program:nginx-exporter]
-command = {exporter} -nginx.scrape-uri={internal_url}/nginx_status \
--web.listen-address=127.0.0.1:{exporter_port}
+command = {python} -m gateway.jsonlines nginx-exporter -- {exporter} \
+-nginx.scrape-uri={internal_url}/nginx_status -web.listen-address=127.0.0.1:{exporter_port}
 stdout_logfile = {log_dir}/nginx-exporter.log
 priority = 40
 {process_settings}

@@ -103,18 +103,13 @@ def test_a_stopped_replica_fires_its_alert_costs_no_request_and_clears(
                what="PredictorReplicaDown cleared")
 
 
-# nginx-prometheus-exporter 0.11 has no JSON log format (1.0 adds --log.format=json).
-NOT_JSON = {"nginx-exporter.log"}
-
-
 def test_every_line_of_every_programs_log_is_json(monitored, traffic):
     logs = {path.name: path.read_text() for path in monitored.layout.log_dir.glob("*.log")}
     assert {"nginx.log", "logger.log", "gateway-metrics.log", "prometheus.log",
+            "nginx-exporter.log",
             *(f"predictor-{port}.log" for port in monitored.predictor_ports)} <= set(logs)
 
     for name, text in logs.items():
-        if name in NOT_JSON:
-            continue
         lines = text.splitlines()
         assert lines, f"{name} is empty"
         for line in lines:
