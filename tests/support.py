@@ -377,6 +377,22 @@ def hold_requests(address, port, path, count, headers=None):
     return held
 
 
+def close_held(stack, sockets):
+    """Close held connections, and wait until the gateway has let go of their requests
+    (its stub_status shows no request in progress but the one asking), so that they no
+    longer count against their client's limits."""
+    for sock in sockets:
+        sock.close()
+
+    def in_progress():
+        status = requests.get(f"{stack.layout.internal_url}/nginx_status", timeout=5).text
+        reading, writing = re.search(r"Reading: (\d+) Writing: (\d+)", status).groups()
+        return int(reading) + int(writing)
+
+    wait_until(lambda: in_progress() == 1, timeout=15,
+               what="the gateway let go of the held requests")
+
+
 def first_answers(sockets, count):
     """Wait until count of sockets have an answer; return those answers (raw bytes).
 

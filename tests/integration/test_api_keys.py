@@ -13,6 +13,7 @@ from gateway import keys
 from tests.support import (
     StackUnderTest,
     SteadyClient,
+    close_held,
     first_answers,
     hold_requests,
     listening_addresses,
@@ -176,8 +177,7 @@ def test_the_limits_apply_per_key_as_well_as_per_address(keyed, key):
         other_key = request_from("127.0.0.5", keyed.port, "POST", "/predict", {"input": "a"},
                                  headers={"X-API-Key": key["bob"]})[0]
     finally:
-        for sock in held:
-            sock.close()
+        close_held(keyed, held)
 
     assert [answer.split(b" ", 2)[1] for answer in refused] == [b"429"] * 4
     assert other_key == 200

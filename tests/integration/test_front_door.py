@@ -13,6 +13,7 @@ import pytest
 from tests.support import (
     ConnectionFrom,
     StackUnderTest,
+    close_held,
     connect_from,
     first_answers,
     hold_requests,
@@ -88,8 +89,7 @@ def test_requests_in_progress_per_client_are_capped_with_429(guarded):
         health = request_from(ATTACKER, guarded.port, "GET", "/health")[0]
         bystander = request_from(BYSTANDER, guarded.port, "POST", "/predict", {"input": "a"})
     finally:
-        for sock in held:
-            sock.close()
+        close_held(guarded, held)
 
     assert len(refused) == 16
     for answer in refused:
@@ -111,8 +111,7 @@ def test_one_client_can_have_only_a_few_predictions_in_progress(guarded):
                                                       "/predict", {"input": "a"})[0],
         }
     finally:
-        for sock in held:
-            sock.close()
+        close_held(guarded, held)
 
     assert [answer.split(b" ", 2)[1] for answer in refused] == [b"429"] * 4
     assert others == {"the attacker's /process": 200, "another client's /predict": 200}
