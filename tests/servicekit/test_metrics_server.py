@@ -69,7 +69,8 @@ def test_the_master_counts_the_requests_of_every_worker_the_dead_ones_too(predic
     classified = sum(value for (name, _), value in samples.items()
                      if name == "predictor_predictions_total")
     assert classified == PREDICTIONS + 1
-    assert sample(samples, "predictor_model_ready") == 1
+    # Ready once every live worker has loaded its model (the slowest, of the two new ones).
+    wait_for(lambda: sample(predictor.metrics(), "predictor_model_ready") == 1)
 
 
 def test_the_service_port_serves_no_metrics(predictor):
