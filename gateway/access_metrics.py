@@ -54,18 +54,22 @@ NGINX_ERROR = re.compile(r"\S+ \S+ \[(?P<level>\w+)\] (?P<pid>\d+)#\d+: (?P<mess
 LEVELS = {"emerg": "critical", "alert": "critical", "crit": "critical", "warn": "warning"}
 
 
-def utc_time():
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def log_line(service, level, pid, logger, message):
+    """One log line as JSON, with the fields of the services' (servicekit/jsonlog.py, which
+    this image does not hold)."""
+    return json.dumps({
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "level": level, "service": service, "instance": socket.gethostname(), "pid": pid,
+        "logger": logger, "message": message,
+    }, ensure_ascii=False)
 
 
 class JsonFormatter(logging.Formatter):
     """This process's own log records, as the services' JSON lines."""
 
     def format(self, record):
-        return json.dumps({"time": utc_time(), "level": record.levelname.lower(),
-                           "service": "gateway", "instance": socket.gethostname(),
-                           "pid": os.getpid(), "logger": record.name,
-                           "message": record.getMessage()})
+        return log_line("gateway", record.levelname.lower(), os.getpid(), record.name,
+                        record.getMessage())
 
 
 def nginx_error_line(message):
@@ -73,11 +77,7 @@ def nginx_error_line(message):
     match = NGINX_ERROR.fullmatch(message)
     level, pid, text = (match["level"], int(match["pid"]), match["message"]) if match else (
         "error", None, message)
-    entry = {"time": utc_time(), "level": LEVELS.get(level, level), "service": "gateway",
-             "instance": socket.gethostname(), "pid": pid, "logger": "nginx.error",
-             "message": text}
-    sys.stdout.write(json.dumps(entry, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
+    print(log_line("gateway", LEVELS.get(level, level), pid, "nginx.error", text), flush=True)
 
 
 class AccessMetrics:

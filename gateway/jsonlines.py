@@ -8,20 +8,11 @@ The program's status is this command's. supervisord stops the two together (its
 process settings signal the whole process group).
 """
 
-import json
 import os
-import socket
 import subprocess
 import sys
-from datetime import UTC, datetime
 
-
-def as_json(service, pid, line):
-    return json.dumps({
-        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "level": "info", "service": service, "instance": socket.gethostname(), "pid": pid,
-        "logger": service, "message": line.rstrip("\n"),
-    }, ensure_ascii=False)
+from .access_metrics import log_line
 
 
 def main(argv=None):
@@ -32,7 +23,7 @@ def main(argv=None):
     program = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, errors="replace", env=os.environ)
     for line in program.stdout:
-        print(as_json(service, program.pid, line), flush=True)
+        print(log_line(service, "info", program.pid, service, line.rstrip("\n")), flush=True)
     return program.wait()
 
 
