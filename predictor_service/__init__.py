@@ -13,12 +13,14 @@ from .admission import Admission
 from .batching import MicroBatcher
 from .config import Config
 from .model import ModelHolder
+from .repository import Repository
+from .serving import ArtifactSource, RepositorySource, ServedModels
 
 HOSTNAME = socket.gethostname()
 
 
 def create_app(test_config=None):
-    """Create the predictor app; the model starts loading in the background."""
+    """Create the predictor app; its model versions start loading in the background."""
     app = Flask(__name__)
     app.config.from_object(Config)
     if test_config:
@@ -33,12 +35,19 @@ def create_app(test_config=None):
             max_wait=app.config["MICRO_BATCH_MAX_WAIT_MS"] / 1000,
             max_chars=app.config["MICRO_BATCH_MAX_CHARS"],
         )
-    holder = ModelHolder(
-        app.config["MODEL_PATH"], batcher_factory, Admission(app.config["MAX_QUEUED_CHARS"])
+    if app.config["MODEL_PATH"]:
+        source = ArtifactSource(app.config["MODEL_PATH"])
+    else:
+        source = RepositorySource(Repository(app.config["MODEL_REPOSITORY"]))
+    admission = Admission(app.config["MAX_QUEUED_CHARS"])
+    models = ServedModels(
+        source,
+        lambda artifact: ModelHolder(artifact, batcher_factory, admission),
+        app.config["REPOSITORY_POLL_SECONDS"],
     )
-    app.extensions["model"] = holder  # views reach it through model.get_model_holder()
+    app.extensions["models"] = models  # views reach it through serving.get_models()
     if app.config["LOAD_MODEL_ON_START"]:
-        holder.start()
+        models.start()
 
     @app.after_request
     def add_served_by(response):

@@ -32,6 +32,17 @@ MODEL_LOAD = Gauge(
 )
 MODEL_READY = Gauge(
     "predictor_model_ready",
-    "1 when every live worker has loaded the model and answered a warm-up call, else 0.",
+    "1 when every live worker serves a production version that has loaded and answered "
+    "a warm-up call, else 0.",
     multiprocess_mode="livemin",
+)
+# A version takes traffic from the gateway only once every worker of every replica has it
+# warm: python -m gateway rollout waits for version_workers == workers (serving.py).
+VERSION_WORKERS = Gauge(
+    "predictor_model_version_workers",
+    "Live workers that have loaded this version and warmed it up.",
+    ["version"], multiprocess_mode="livesum",
+)
+WORKERS = Gauge(
+    "predictor_workers", "Live workers of this replica.", multiprocess_mode="livesum",
 )

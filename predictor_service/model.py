@@ -1,8 +1,7 @@
-"""The text classifier: its artifact on disk, and a per-worker holder that loads it."""
+"""The text classifier: its artifact on disk, and a per-worker holder of one loaded version."""
 
 import json
 import logging
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -10,11 +9,10 @@ from pathlib import Path
 
 import sklearn
 import skops.io
-from flask import current_app
 
 from servicekit.errors import ServiceError
 
-from .metrics import BATCH_SIZE, MODEL_CALL, MODEL_LOAD, MODEL_READY, PREDICTIONS
+from .metrics import BATCH_SIZE, MODEL_CALL, MODEL_LOAD, PREDICTIONS
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +31,6 @@ class ModelNotReady(ServiceError):
 
     def __init__(self, reason):
         super().__init__(f"Model is not ready: {reason}")
-
-
-def get_model_holder():
-    """Return the current app's ModelHolder, which create_app made."""
-    return current_app.extensions["model"]
 
 
 @dataclass(frozen=True)
@@ -93,11 +86,8 @@ class TextClassifier:
 
 
 class ModelHolder:
-    """Load the model once per worker, off the request path, and report readiness.
-
-    Loading runs in a background thread so that the worker answers /health at once
-    and /ready turns 200 only after the model has answered a warm-up prediction.
-    """
+    """One version in one worker: loaded once, off the request path (serving.py runs
+    load() in its own thread), and warmed up by a prediction before it serves."""
 
     WARM_UP_INPUT = "warm-up"
 
@@ -105,15 +95,11 @@ class ModelHolder:
         self.artifact_path = Path(artifact_path)
         self.error = None
         self._model = None
-        self._loaded = threading.Event()
         # With a batcher, concurrent predict() calls share model calls (batching.py).
         self._batcher = batcher_factory(self._predict_now) if batcher_factory else None
-        # With an admission, a request past its bound is refused (admission.py).
+        # With an admission, a request past its bound is refused (admission.py); the
+        # versions of one worker share one, since they share its CPU.
         self.admission = admission
-
-    def start(self):
-        """Begin loading in a daemon thread; return at once."""
-        threading.Thread(target=self.load, name="model-loader", daemon=True).start()
 
     def load(self):
         """Load the artifact and warm it up; record the error instead of raising."""
@@ -130,15 +116,7 @@ class ModelHolder:
             self._model = model
             self.error = None
             MODEL_LOAD.set(time.perf_counter() - started)
-            MODEL_READY.set(1)
             log.info("model %s loaded from %s", model.identity, self.artifact_path)
-        finally:
-            self._loaded.set()
-
-    def wait(self, timeout=None):
-        """Block until a load attempt has finished; return whether the model is ready."""
-        self._loaded.wait(timeout)
-        return self.ready
 
     def predict(self, texts):
         """Classify texts with the loaded model, batched with other requests if enabled;

@@ -78,7 +78,17 @@ class ModelMetadataSchema(ma.Schema):
     metrics = fields.Dict()
     data = fields.Dict()
     training = fields.Dict()
-    artifact = fields.String()
+    artifact = fields.String(metadata={"description": "Its file, under its version's folder."})
+
+
+class ServedVersionSchema(ma.Schema):
+    name = fields.String()
+    version = fields.String()
+    aliases = fields.List(fields.String(), metadata={"example": ["production"]})
+    ready = fields.Boolean(metadata={"description": "Loaded and warmed up in this worker."})
+    metrics = fields.Dict(metadata={"description": "Held-out metrics, once ready."})
+    trained_at = fields.String()
+    error = fields.String(metadata={"description": "Why it is not ready, if it failed to load."})
 
 
 class ReadySchema(ma.Schema):

@@ -1,6 +1,11 @@
-"""Train the pet text classifier and write a versioned artifact with its metadata.
+"""Train the pet text classifier's shipped versions into the model repository.
 
-    python -m predictor_service.train [--data CSV] [--out ARTIFACT] [--if-stale]
+    python -m predictor_service.train [--repository DIR] [--if-stale]
+    python -m predictor_service.train --version 1.1.0 --out ARTIFACT [--data CSV]
+
+Each shipped version is a recipe (RECIPES): the same data, split and seed, with its own
+features and model, so the same code and data always give the same model. The first
+run names the first recipe production (repository.py); later runs leave aliases alone.
 """
 
 import argparse
@@ -8,6 +13,7 @@ import csv
 import hashlib
 import json
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,8 +25,9 @@ from sklearn.metrics import accuracy_score, classification_report, f1_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from .config import DEFAULT_ARTIFACT, MODEL_NAME, MODEL_VERSION
+from .config import DEFAULT_REPOSITORY, MODEL_NAME
 from .model import metadata_path
+from .repository import ARTIFACT, LifecycleError, Repository
 
 DEFAULT_DATA = Path(__file__).parent / "data" / "pets.csv"
 SEED = 42
@@ -41,7 +48,35 @@ def split(texts, labels):
     )
 
 
-def build_pipeline():
+@dataclass(frozen=True)
+class Recipe:
+    """How one version is trained: its features, its model, and why it exists."""
+
+    char_ngrams: tuple
+    regularisation: float  # LogisticRegression's C: larger fits the training data closer
+    why: str
+
+
+RECIPES = {
+    "1.0.0": Recipe(
+        char_ngrams=(2, 5), regularisation=10.0,
+        why="Word 1-2-grams and character 2-5-grams, C=10: the first model.",
+    ),
+    # 5-fold CV on the training split over C in {3, 10, 30, 100} and character n-grams
+    # from 2, 3 (to 5, 6): 3-5 with C=30 scored best (0.820 against 0.813 for 1.0.0's).
+    # Character bigrams ("ca", "at") say little about which animal; without them the
+    # vocabulary is 9 % smaller, and less regularisation lets the model be surer where
+    # the words are clear: the same held-out accuracy, with higher confidence.
+    "1.1.0": Recipe(
+        char_ngrams=(3, 5), regularisation=30.0,
+        why="Character 3-5-grams and C=30, chosen by 5-fold cross-validation on the "
+            "training split: character bigrams dropped, less regularisation.",
+    ),
+}
+FIRST_PRODUCTION = "1.0.0"
+
+
+def build_pipeline(recipe=RECIPES[FIRST_PRODUCTION]):
     """Word and character n-gram TF-IDF features feeding a logistic regression.
 
     Character n-grams keep typos and word forms ("puppies", "purring") informative;
@@ -53,12 +88,13 @@ def build_pipeline():
             (
                 "chars",
                 TfidfVectorizer(
-                    analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True
+                    analyzer="char_wb", ngram_range=recipe.char_ngrams, min_df=2,
+                    sublinear_tf=True,
                 ),
             ),
         ]
     )
-    classifier = LogisticRegression(C=10.0, max_iter=2000, random_state=SEED)
+    classifier = LogisticRegression(C=recipe.regularisation, max_iter=2000, random_state=SEED)
     return Pipeline([("features", features), ("classifier", classifier)])
 
 
@@ -66,25 +102,32 @@ def file_sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def train(data_path=DEFAULT_DATA):
-    """Fit on the training split, evaluate on the held-out split; return (pipeline, metadata)."""
+def train(version=FIRST_PRODUCTION, data_path=DEFAULT_DATA, recipe=None):
+    """Fit on the training split, evaluate on the held-out split; return (pipeline, metadata).
+
+    recipe defaults to the version's own (RECIPES): a new version trained on new data
+    names the recipe it reuses."""
+    recipe = recipe or RECIPES[version]
     texts, labels = load_dataset(data_path)
     train_texts, test_texts, train_labels, test_labels = split(texts, labels)
 
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=SEED)
-    cv_scores = cross_val_score(build_pipeline(), train_texts, train_labels, cv=folds)
+    cv_scores = cross_val_score(build_pipeline(recipe), train_texts, train_labels, cv=folds)
 
-    pipeline = build_pipeline().fit(train_texts, train_labels)
+    pipeline = build_pipeline(recipe).fit(train_texts, train_labels)
     predicted = pipeline.predict(test_texts)
     report = classification_report(test_labels, predicted, output_dict=True)
 
     metadata = {
         "name": MODEL_NAME,
-        "version": MODEL_VERSION,
+        "version": version,
         "classes": [str(label) for label in pipeline.classes_],
         "metrics": {
             "test_accuracy": round(accuracy_score(test_labels, predicted), 4),
             "test_macro_f1": round(f1_score(test_labels, predicted, average="macro"), 4),
+            # How sure the model is where it answers: its reported confidence, on average.
+            "test_mean_confidence": round(
+                float(pipeline.predict_proba(test_texts).max(axis=1).mean()), 4),
             "cv_accuracy_mean": round(float(cv_scores.mean()), 4),
             "cv_accuracy_std": round(float(cv_scores.std()), 4),
             "per_class_f1": {
@@ -99,6 +142,11 @@ def train(data_path=DEFAULT_DATA):
             "test_rows": len(test_texts),
         },
         "training": {
+            "parameters": {
+                "char_ngrams": list(recipe.char_ngrams),
+                "regularisation": recipe.regularisation,
+            },
+            "why": recipe.why,
             "seed": SEED,
             "test_size": TEST_SIZE,
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -108,15 +156,16 @@ def train(data_path=DEFAULT_DATA):
     return pipeline, metadata
 
 
-def is_current(artifact_path, data_path):
-    """Tell whether the artifact exists and was trained on this very data file."""
+def is_current(artifact_path, data_path, version=FIRST_PRODUCTION):
+    """Tell whether the artifact exists and was trained by this recipe on this very data."""
     meta_path = metadata_path(artifact_path)
     if not (Path(artifact_path).exists() and meta_path.exists()):
         return False
     metadata = json.loads(meta_path.read_text(encoding="utf-8"))
     return (
-        metadata.get("version") == MODEL_VERSION
+        metadata.get("version") == version
         and metadata.get("data", {}).get("sha256") == file_sha256(data_path)
+        and metadata.get("training", {}).get("why") == RECIPES[version].why
     )
 
 
@@ -133,30 +182,67 @@ def save(pipeline, metadata, artifact_path):
     tmp.replace(meta_path)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labelled CSV")
-    parser.add_argument("--out", type=Path, default=DEFAULT_ARTIFACT, help="artifact path")
-    parser.add_argument(
-        "--if-stale",
-        action="store_true",
-        help="do nothing when the artifact was already trained on this data",
-    )
-    args = parser.parse_args(argv)
+def train_into(repository, version, data_path=DEFAULT_DATA, recipe=None, rebuild=False):
+    """Train a version and add it to the repository; return its metadata."""
+    pipeline, metadata = train(version, data_path, recipe)
+    write = lambda folder: save(pipeline, metadata, folder / ARTIFACT)  # noqa: E731
+    (repository.replace if rebuild else repository.add)(version, write)
+    return metadata
 
-    if args.if_stale and is_current(args.out, args.data):
-        print(f"model is current: {args.out}")
-        return 0
-    pipeline, metadata = train(args.data)
-    save(pipeline, metadata, args.out)
+
+def summary(metadata):
     metrics = metadata["metrics"]
-    print(
-        f"trained {MODEL_NAME} {MODEL_VERSION} on {metadata['data']['train_rows']} rows: "
+    return (
+        f"{metadata['name']} {metadata['version']} on {metadata['data']['train_rows']} rows: "
         f"held-out accuracy {metrics['test_accuracy']:.3f}, "
         f"macro F1 {metrics['test_macro_f1']:.3f}, "
         f"5-fold CV accuracy {metrics['cv_accuracy_mean']:.3f} "
         f"± {metrics['cv_accuracy_std']:.3f}"
     )
+
+
+def build_shipped(repository, data_path=DEFAULT_DATA, if_stale=False):
+    """Train every shipped version into the repository (only stale ones with if_stale);
+    name the first production if nothing is yet."""
+    for version in RECIPES:
+        artifact = repository.folder / version / ARTIFACT
+        if if_stale and is_current(artifact, data_path, version):
+            print(f"{MODEL_NAME} {version} is current: {artifact.parent}")
+            continue
+        metadata = train_into(repository, version, data_path, rebuild=True)
+        print(f"trained {summary(metadata)}")
+    aliases = repository.initialise(FIRST_PRODUCTION)
+    print(f"production: {aliases['production']}, candidate: {aliases['candidate']}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labelled CSV")
+    parser.add_argument("--repository", type=Path, default=DEFAULT_REPOSITORY,
+                        help="the model repository to train the shipped versions into")
+    parser.add_argument("--version", choices=RECIPES, help="train this recipe alone ...")
+    parser.add_argument("--out", type=Path, help="... into this artifact, outside a repository")
+    parser.add_argument(
+        "--if-stale",
+        action="store_true",
+        help="do nothing for a version already trained by its recipe on this data",
+    )
+    args = parser.parse_args(argv)
+    if (args.version is None) != (args.out is None):
+        parser.error("--version and --out go together")
+
+    if args.out is None:
+        try:
+            build_shipped(Repository(args.repository), args.data, args.if_stale)
+        except LifecycleError as exc:
+            parser.exit(1, f"error: {exc}\n")
+        return 0
+    if args.if_stale and is_current(args.out, args.data, args.version):
+        print(f"model is current: {args.out}")
+        return 0
+    pipeline, metadata = train(args.version, args.data)
+    save(pipeline, metadata, args.out)
+    print(f"trained {summary(metadata)}")
     print(f"wrote {args.out} and {metadata_path(args.out)}")
     return 0
 

@@ -8,3 +8,6 @@ SERVED_BY_HEADER = "X-Served-By"
 # Names the client (the API key's owner) that sent a request: set by the gateway, which
 # drops any that the client sent; the logger stores it with each record.
 CLIENT_ID_HEADER = "X-Client-Id"
+# Asks the predictor for one model version (or alias): set by the gateway's canary from its
+# split, or by a client pinning a version to test it; without it, production answers.
+MODEL_VERSION_HEADER = "X-Model-Version"

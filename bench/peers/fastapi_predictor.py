@@ -18,8 +18,9 @@ import skops.io
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from predictor_service.config import DEFAULT_ARTIFACT
+from predictor_service.config import DEFAULT_REPOSITORY
 from predictor_service.model import TRUSTED_TYPES
+from predictor_service.repository import PRODUCTION, Repository
 
 
 class PredictRequest(BaseModel):
@@ -31,7 +32,8 @@ class PredictRequest(BaseModel):
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     # Once per worker: the pipeline, and its name and version from the metadata beside it.
-    path = Path(os.environ.get("PEER_MODEL_PATH", DEFAULT_ARTIFACT))
+    path = Path(os.environ.get("PEER_MODEL_PATH")
+                or Repository(DEFAULT_REPOSITORY).artifact(PRODUCTION))
     app.state.pipeline = skops.io.load(path, trusted=TRUSTED_TYPES)
     metadata = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
     app.state.identity = {"name": metadata["name"], "version": metadata["version"]}

@@ -69,7 +69,7 @@ def peer(tmp_path_factory):
 @pytest.fixture(scope="module")
 def flask_client():
     app = create_app({"TESTING": True})
-    assert app.extensions["model"].wait(timeout=60)
+    assert app.extensions["models"].wait(timeout=60)
     return app.test_client()
 
 

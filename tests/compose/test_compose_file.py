@@ -89,7 +89,7 @@ LOCAL_LEFTOVERS = [
     "service.egg-info/PKG-INFO", "build/lib/routes.py", "dist/service-1.0.tar.gz",
     ".git/HEAD", ".env",
     "instance/logger.sqlite3", "logger.sqlite3", "logger.sqlite3-wal", "data/old.sqlite3-shm",
-    "artifacts/pet-text-classifier-1.0.0.skops",
+    "artifacts/pet-text-classifier/1.0.0/model.skops",
 ]
 
 

@@ -1,7 +1,11 @@
+import shutil
+
 import pytest
 
 from predictor_service import create_app
-from predictor_service.model import get_model_holder
+from predictor_service.config import DEFAULT_REPOSITORY, MODEL_NAME
+from predictor_service.repository import Repository
+from predictor_service.serving import get_models
 
 
 @pytest.fixture(scope="session")
@@ -9,8 +13,8 @@ def ready_app():
     """One predictor app with its model loaded, shared by the read-only tests."""
     app = create_app({"TESTING": True, "INSTANCE_ID": "predictor-test"})
     with app.app_context():
-        holder = get_model_holder()
-    assert holder.wait(timeout=60), holder.error
+        models = get_models()
+    assert models.wait(timeout=60), models.error
     return app
 
 
@@ -28,10 +32,21 @@ def unloaded_app():
 
 @pytest.fixture
 def holder_of():
-    """The ModelHolder of an app, as its views get it."""
+    """The ServedModels of an app, as its views get them."""
 
     def holder(app):
         with app.app_context():
-            return get_model_holder()
+            return get_models()
 
     return holder
+
+
+@pytest.fixture
+def repository(tmp_path):
+    """A copy of the shipped repository, for a test to move its aliases: 1.0.0 production,
+    1.1.0 beside it."""
+    shutil.copytree(DEFAULT_REPOSITORY / MODEL_NAME, tmp_path / MODEL_NAME,
+                    ignore=shutil.ignore_patterns("aliases.json", ".*"))
+    repository = Repository(tmp_path)
+    repository.initialise("1.0.0")
+    return repository

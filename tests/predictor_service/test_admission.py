@@ -9,7 +9,7 @@ import requests
 
 from predictor_service import create_app
 from predictor_service.admission import Admission, Overloaded
-from predictor_service.model import get_model_holder
+from predictor_service.serving import get_models
 from tests.support import GunicornServer, assert_error
 
 
@@ -74,11 +74,11 @@ def test_logs_each_shed_request_as_a_warning(caplog):
 def test_a_full_worker_answers_503_json_with_retry_after_then_recovers(batching):
     app = create_app({"TESTING": True, "BATCHING": batching, "MAX_QUEUED_CHARS": 100})
     with app.app_context():
-        holder = get_model_holder()
-    assert holder.wait(timeout=60), holder.error
+        models = get_models()
+    assert models.wait(timeout=60), models.error
     client = app.test_client()
 
-    with holder.admission.admit(["x" * 95]):  # another request's work, in flight
+    with models.holder().admission.admit(["x" * 95]):  # another request's work, in flight
         light = client.post("/predict", json={"input": "a cat"})
         heavy = client.post("/predict", json={"input": "a cat on the mat"})
         health = client.get("/health")

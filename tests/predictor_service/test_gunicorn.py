@@ -6,8 +6,9 @@ import shutil
 import pytest
 import requests
 
-from predictor_service.config import DEFAULT_ARTIFACT
+from predictor_service.config import DEFAULT_REPOSITORY
 from predictor_service.model import metadata_path
+from predictor_service.repository import PRODUCTION, Repository
 from tests.support import GunicornServer
 
 
@@ -16,8 +17,9 @@ def replica(tmp_path_factory):
     """A predictor serving a copy of the model, renamed and with a version of its own."""
     workdir = tmp_path_factory.mktemp("replica")
     artifact = workdir / "replica-model.skops"
-    shutil.copyfile(DEFAULT_ARTIFACT, artifact)
-    metadata = json.loads(metadata_path(DEFAULT_ARTIFACT).read_text())
+    shipped = Repository(DEFAULT_REPOSITORY).artifact(PRODUCTION)
+    shutil.copyfile(shipped, artifact)
+    metadata = json.loads(metadata_path(shipped).read_text())
     metadata_path(artifact).write_text(json.dumps({**metadata, "version": "1.0.0-replica"}))
     env = {"PREDICTOR_MODEL_PATH": str(artifact), "PREDICTOR_INSTANCE_ID": "replica-7"}
     # Its stdout goes to the server's log, its stderr to a file of its own.

@@ -8,6 +8,7 @@ from prometheus_client import REGISTRY
 
 from predictor_service import create_app
 from predictor_service.batching import MicroBatcher
+from predictor_service.serving import get_models
 
 
 def value(name, **labels):
@@ -37,7 +38,10 @@ def test_a_shed_request_is_counted():
     app = create_app({"TESTING": True, "MAX_QUEUED_CHARS": 1000, "BATCHING": False})
     client = app.test_client()
     before = value("predictor_requests_shed_total")
-    admission = app.extensions["model"].admission
+    with app.app_context():
+        models = get_models()
+    assert models.wait(timeout=60), models.error
+    admission = models.holder().admission
 
     with admission.admit(["x" * 1000]):  # the worker is full
         response = client.post("/predict", json={"input": "y" * 100})
@@ -50,6 +54,9 @@ def test_readiness_and_load_time_are_set_once_the_model_has_loaded(ready_app):
     # The session's app has loaded its model (conftest.ready_app).
     assert value("predictor_model_ready") == 1
     assert value("predictor_model_load_duration_seconds") > 0
+    # This process is one worker, with the shipped production version warm.
+    assert value("predictor_workers") == 1
+    assert value("predictor_model_version_workers", version="1.0.0") == 1
 
 
 def test_the_queue_depth_counts_requests_waiting_for_a_model_call():

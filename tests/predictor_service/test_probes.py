@@ -1,4 +1,3 @@
-from predictor_service.config import DEFAULT_ARTIFACT
 from tests.support import assert_error
 
 
@@ -40,7 +39,7 @@ def test_model_describes_the_loaded_artifact(client):
 
     assert body["name"] == "pet-text-classifier"
     assert body["version"] == "1.0.0"
-    assert body["artifact"] == DEFAULT_ARTIFACT.name
+    assert body["artifact"] == "1.0.0/model.skops"
     assert body["classes"] == ["bird", "cat", "dog", "fish", "rabbit"]
     assert body["metrics"]["test_accuracy"] >= 0.8
     assert len(body["data"]["sha256"]) == 64
