@@ -3,8 +3,10 @@
 Every default of `python -m gateway` is a default of Layout, and nowhere else.
 """
 
+import argparse
+import json
 import tempfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .ports import free_port, free_port_range
@@ -22,38 +24,100 @@ def read_env_file(path):
 GATEWAY_DEFAULTS = read_env_file(ROOT / "nginx" / "gateway.env")
 
 
+def option(default, help=None, negative=None):
+    """A Layout field that is an option of `python -m gateway up` (and `config`).
+
+    A boolean field is a flag: --name turns a False default on, the negative flag (such
+    as --no-rate-limit) turns a True default off."""
+    return field(default=default, metadata={"help": help, "negative": negative})
+
+
 @dataclass(frozen=True)
 class Layout:
-    """Ports and folders of one local run."""
+    """Ports and folders of one local run; each field is an option of `python -m gateway up`."""
 
-    predictors: int = 3
-    port: int = 8080
+    predictors: int = option(3, "predictor replicas")
+    port: int = option(8080, "the gateway's port")
     # The logger's forwarded predictions reach the pool here, on loopback, past the
     # public per-client limits.
-    internal_port: int = 8081
-    logger_port: int = 8000
-    predictor_base_port: int = 8001
-    predictor_workers: int = 1
+    internal_port: int = option(8081, "the gateway's port for the logger's forwards (loopback)")
+    logger_port: int = option(8000, "the logger's port")
+    predictor_base_port: int = option(8001, "the first replica's port")
+    predictor_workers: int = option(1, "gunicorn workers per replica")
     # Each service's metrics, served by its gunicorn master: the logger's on this port,
     # the replicas' on the next ones, in the order of their ports.
-    metrics_base_port: int = 9100
+    metrics_base_port: int = option(9100, "the logger's metrics port; the replicas' follow it")
     # The gateway's own metrics (gateway/access_metrics.py), counted from Nginx's lines.
-    gateway_metrics_port: int = 9145
+    gateway_metrics_port: int = option(9145, "the gateway's metrics, counted from Nginx's lines")
     # Off only to measure what the gateway's metrics cost (make bench).
-    access_metrics: bool = GATEWAY_DEFAULTS["GATEWAY_ACCESS_METRICS"] == "on"
+    access_metrics: bool = option(GATEWAY_DEFAULTS["GATEWAY_ACCESS_METRICS"] == "on",
+                                  "no gateway metrics (to measure what they cost)",
+                                  negative="--no-access-metrics")
     # Prometheus and Nginx's exporter, scraping the whole stack (--monitoring).
-    monitoring: bool = False
-    prometheus_port: int = 9090
-    nginx_exporter_port: int = 9113
-    run_dir: Path = ROOT / ".run"
+    monitoring: bool = option(False, "also run Prometheus and Nginx's exporter, scraping all")
+    prometheus_port: int = option(9090, "Prometheus' port (--monitoring)")
+    nginx_exporter_port: int = option(9113, "the Nginx exporter's port (--monitoring)")
+    run_dir: Path = option(ROOT / ".run", "where the configuration, the logs and the sockets go")
     # Per client address, at the gateway; off for benchmarks and load tests.
-    rate_limit: str = GATEWAY_DEFAULTS["GATEWAY_RATE_LIMIT"]
-    rate_burst: int = int(GATEWAY_DEFAULTS["GATEWAY_RATE_BURST"])
-    rate_limit_enabled: bool = GATEWAY_DEFAULTS["GATEWAY_RATE_LIMIT_ENABLED"] == "on"
+    rate_limit: str = option(GATEWAY_DEFAULTS["GATEWAY_RATE_LIMIT"], "per client address")
+    rate_burst: int = option(int(GATEWAY_DEFAULTS["GATEWAY_RATE_BURST"]), "requests over the rate")
+    rate_limit_enabled: bool = option(GATEWAY_DEFAULTS["GATEWAY_RATE_LIMIT_ENABLED"] == "on",
+                                      "no per-client limits (for benchmarks and load tests)",
+                                      negative="--no-rate-limit")
     # The API keys' store (gateway/keys.py): when set, every route but /health needs a key.
-    api_keys: Path | None = None
+    api_keys: Path | None = option(None, "the key store: with it, all but /health need a key")
     # Listen on every address, not only 127.0.0.1: only with keys (gateway.runner).
-    public: bool = False
+    public: bool = option(False, "listen on every address, not only 127.0.0.1 (needs keys)")
+    # The share of clients, in percent, whose predictions the candidate model answers
+    # (docs/models.md); `python -m gateway rollout` moves it in a running stack.
+    canary_percent: float = option(float(GATEWAY_DEFAULTS["GATEWAY_CANARY_PERCENT"]),
+                                   "percent of the clients whose predictions the candidate answers")
+    # The model repository the replicas serve (predictor_service/repository.py); None:
+    # theirs by default (PREDICTOR_MODEL_REPOSITORY, else predictor_service/artifacts).
+    model_repository: Path | None = option(None, "the model repository the replicas serve")
+
+    def __post_init__(self):
+        percent = self.canary_percent
+        if not 0 <= percent <= 100 or round(percent, 2) != percent:
+            raise ValueError(f"the canary's share must be a percentage from 0 to 100 with at "
+                             f"most two decimals, not {percent:g}")
+
+    @classmethod
+    def add_arguments(cls, parser):
+        """Add an option for each field to an argparse parser."""
+        for field_ in fields(cls):
+            name, kind = field_.name.replace("_", "-"), field_.type
+            help_text = field_.metadata["help"]
+            if kind is bool:
+                flag = field_.metadata["negative"] if field_.default else f"--{name}"
+                # "%(default).0s" prints nothing: a flag's default says nothing useful.
+                parser.add_argument(flag, dest=field_.name, action="store_const",
+                                    const=not field_.default, default=field_.default,
+                                    help=f"{help_text}%(default).0s")
+            else:
+                value_type = Path if kind in (Path, Path | None) else kind
+                parser.add_argument(f"--{name}", dest=field_.name, type=value_type,
+                                    default=field_.default, help=help_text)
+
+    @classmethod
+    def from_arguments(cls, args):
+        """The layout that parsed options (of add_arguments) give; paths made absolute."""
+        values = {field_.name: getattr(args, field_.name) for field_ in fields(cls)}
+        return cls(**{name: value.resolve() if isinstance(value, Path) else value
+                      for name, value in values.items()})
+
+    def arguments(self):
+        """The options of `python -m gateway up` that give this layout."""
+        arguments = []
+        for field_ in fields(self):
+            value = getattr(self, field_.name)
+            if field_.type is bool:
+                if value != field_.default:
+                    arguments.append(field_.metadata["negative"] or
+                                     "--" + field_.name.replace("_", "-"))
+            elif value is not None:
+                arguments += ["--" + field_.name.replace("_", "-"), str(value)]
+        return arguments
 
     @classmethod
     def on_free_ports(cls, run_dir, **settings):
@@ -65,23 +129,28 @@ class Layout:
                    gateway_metrics_port=free_port(), prometheus_port=free_port(),
                    nginx_exporter_port=free_port(), **settings)
 
-    def arguments(self):
-        """The options of `python -m gateway up` that give this layout."""
-        arguments = []
-        for field in fields(self):
-            value = getattr(self, field.name)
-            option = "--" + field.name.replace("_", "-")
-            if field.name == "rate_limit_enabled":
-                arguments += [] if value else ["--no-rate-limit"]
-            elif field.name == "access_metrics":
-                arguments += [] if value else ["--no-access-metrics"]
-            elif field.name in ("public", "monitoring"):
-                arguments += [option] if value else []
-            elif value is None:
-                continue
-            else:
-                arguments += [option, str(value)]
-        return arguments
+    def save(self):
+        """Write this layout into its run folder, for the commands that act on the running
+        stack (`python -m gateway rollout`)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.run_dir / ".layout.json.tmp"
+        tmp.write_text(json.dumps(self.arguments()) + "\n")
+        tmp.replace(self.saved_path(self.run_dir))
+
+    @classmethod
+    def saved(cls, run_dir):
+        """The layout that the stack of run_dir was started with (or last changed to)."""
+        try:
+            arguments = json.loads(cls.saved_path(run_dir).read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no stack was started in {run_dir}") from None
+        parser = argparse.ArgumentParser()
+        cls.add_arguments(parser)
+        return cls.from_arguments(parser.parse_args(arguments))
+
+    @staticmethod
+    def saved_path(run_dir):
+        return Path(run_dir) / "layout.json"
 
     @property
     def predictor_ports(self):

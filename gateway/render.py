@@ -58,7 +58,15 @@ def gateway_settings(layout):
         # The same rule as render-gateway.sh.
         "GATEWAY_ERROR_LOG": (f"syslog:server=unix:{layout.gateway_metrics_socket},nohostname,"
                               "tag=nginx" if layout.access_metrics else "stderr"),
+        "GATEWAY_CANARY_PERCENT": f"{layout.canary_percent:g}",
+        "GATEWAY_CANARY_SPLIT": canary_split(layout.canary_percent),
     }
+
+
+def canary_split(percent):
+    """The split_clients line that sends percent of the clients to the candidate, or none
+    for 0 (which split_clients refuses); the same rule as render-gateway.sh."""
+    return f"{percent:g}% candidate;" if percent else ""
 
 
 def render_gateway(layout):
@@ -106,7 +114,7 @@ PREDICTOR_PROGRAM = """\
 [program:predictor-{port}]
 command = {python} -m gunicorn -c predictor_service/gunicorn.conf.py
 environment = PREDICTOR_BIND="127.0.0.1:{port}",PREDICTOR_METRICS_BIND="127.0.0.1:{metrics_port}",\
-PREDICTOR_WORKERS="{workers}"
+PREDICTOR_WORKERS="{workers}"{repository}
 stdout_logfile = {log_dir}/predictor-{port}.log
 priority = 10
 {process_settings}
@@ -120,6 +128,8 @@ def render_predictor_programs(layout):
     programs = [
         PREDICTOR_PROGRAM.format(
             port=port, metrics_port=metrics_port, workers=layout.predictor_workers,
+            repository=(f',PREDICTOR_MODEL_REPOSITORY="{layout.model_repository}"'
+                        if layout.model_repository else ""),
             python=sys.executable, log_dir=layout.log_dir, process_settings=PROCESS_SETTINGS,
         )
         for port, metrics_port in zip(ports, layout.predictor_metrics_ports, strict=True)
@@ -221,6 +231,7 @@ def write_all(layout, nginx):
     (included / "00-upstreams.conf").write_text(render_upstreams(layout))
     (included / "gateway.conf").write_text(render_gateway(layout))
     layout.supervisord_conf.write_text(render_supervisord(layout, nginx))
+    layout.save()
     if layout.monitoring:
         layout.prometheus_dir.mkdir(parents=True, exist_ok=True)
         (layout.prometheus_dir / "prometheus.yml").write_text(render_prometheus(layout))

@@ -10,7 +10,7 @@ from flask import current_app
 
 from servicekit import tracecontext
 from servicekit.errors import ServiceError
-from servicekit.headers import CLIENT_ID_HEADER, REQUEST_ID_HEADER
+from servicekit.headers import CLIENT_ID_HEADER, MODEL_VERSION_HEADER, REQUEST_ID_HEADER
 
 from .metrics import CIRCUIT_STATE, CIRCUIT_TRANSITIONS, FORWARDS
 
@@ -43,6 +43,14 @@ class PredictorBadResponse(ForwardError):
     status = 502
     outcome = "predictor_error"
     summary = "Predictor gave a bad response"
+
+
+class UnknownModelVersion(PredictorBadResponse):
+    """The client pinned a model version (X-Model-Version) that no predictor serves."""
+
+    status = 404
+    outcome = "unknown_model_version"
+    summary = "No predictor serves the model version asked for"
 
 
 def get_predictor_client():
@@ -112,18 +120,20 @@ class PredictorClient:
         """The breaker's state: closed, open or half-open."""
         return self.breaker.current_state
 
-    def predict(self, text, request_id, client_id=None, trace=None):
+    def predict(self, text, request_id, client_id=None, trace=None, routing=None):
         """Return the predictor's JSON answer for one text; raise a ForwardError if none.
 
         client_id, the client the gateway named, goes with the forward (the internal
         listener passes it on), so the pool sees who asked; and so does the request's
-        trace, (trace id, flags), as a traceparent of the forward's own.
+        trace, (trace id, flags), as a traceparent of the forward's own. routing holds
+        the request's headers that choose a model version (headers.ROUTING_HEADERS),
+        passed on as they came.
         """
         started = time.perf_counter()
         try:
             trial = self._admit()
             try:
-                answer = self._post(text, request_id, client_id, trace)
+                answer = self._post(text, request_id, client_id, trace, routing)
             except ForwardError as exc:
                 self._record(exc, trial)
                 raise
@@ -173,9 +183,10 @@ class PredictorClient:
             except (ForwardError, pybreaker.CircuitBreakerError):
                 pass  # the call's own outcome is what predict() reports
 
-    def _post(self, text, request_id, client_id, trace):
+    def _post(self, text, request_id, client_id, trace, routing):
         body = json.dumps({"input": text}).encode()
-        headers = {"Content-Type": "application/json", REQUEST_ID_HEADER: request_id}
+        headers = {"Content-Type": "application/json", REQUEST_ID_HEADER: request_id,
+                   **(routing or {})}
         if client_id:
             headers[CLIENT_ID_HEADER] = client_id
         if trace:
@@ -209,6 +220,8 @@ class PredictorClient:
             raise PredictorUnavailable("the connection failed") from exc
         if response.status >= 500:
             raise PredictorUnavailable(f"it answered {response.status}")
+        if response.status == 404 and routing and MODEL_VERSION_HEADER in routing:
+            raise UnknownModelVersion(repr(routing[MODEL_VERSION_HEADER]))
         if response.status != 200:
             raise PredictorBadResponse(f"it answered {response.status}")
         try:

@@ -5,10 +5,11 @@ import sqlite3
 import time
 
 import marshmallow as ma
-from flask import current_app, g
+from flask import current_app, g, request
 from flask_smorest import abort
 
 from servicekit.api import Blueprint
+from servicekit.headers import ROUTING_HEADERS
 from servicekit.probes import probes_blueprint
 
 from .client import ForwardError, get_predictor_client
@@ -43,8 +44,10 @@ def process(payload):
     outcome, prediction, failure = "logged", None, None
     if payload["forward_to_model"]:
         try:
+            routing = {name: request.headers[name] for name in ROUTING_HEADERS
+                       if name in request.headers}
             prediction = get_predictor_client().predict(payload["data"], g.request_id,
-                                                       g.client_id, g.trace)
+                                                       g.client_id, g.trace, routing)
         except ForwardError as error:
             log.warning("request %s: %s", g.request_id, error)
             outcome, failure = error.outcome, error

@@ -67,7 +67,8 @@ class LogRecordSchema(ma.Schema):
     data = fields.String()
     forward_to_model = fields.Boolean()
     outcome = fields.String(
-        metadata={"description": "logged, predicted, predictor_unavailable or predictor_error"}
+        metadata={"description": "logged, predicted, predictor_unavailable, predictor_error or "
+                                "unknown_model_version"}
     )
     prediction = fields.Dict(allow_none=True)
     latency_ms = fields.Float()

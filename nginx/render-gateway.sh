@@ -45,6 +45,19 @@ else
     export GATEWAY_ERROR_LOG=stderr
 fi
 
+# The canary's split_clients line: none for 0 %, which split_clients refuses (the same rule
+# as gateway/render.py).
+if ! printf '%s' "$GATEWAY_CANARY_PERCENT" | grep -Eq '^(100(\.0{1,2})?|[0-9]{1,2}(\.[0-9]{1,2})?)$'; then
+    echo "render-gateway: GATEWAY_CANARY_PERCENT must be a percentage from 0 to 100 with at" \
+         "most two decimals, not '$GATEWAY_CANARY_PERCENT'" >&2
+    exit 1
+fi
+if printf '%s' "$GATEWAY_CANARY_PERCENT" | grep -Eq '^0+(\.0+)?$'; then
+    export GATEWAY_CANARY_SPLIT=""
+else
+    export GATEWAY_CANARY_SPLIT="$GATEWAY_CANARY_PERCENT% candidate;"
+fi
+
 variables=$(grep -o '[$][{]GATEWAY_[A-Z_]*[}]' "$dir/gateway.conf.template" | sort -u | tr '\n' ' ')
 mkdir -p "$out/conf.d"
 envsubst "$variables" < "$dir/gateway.conf.template" > "$out/conf.d/gateway.conf"

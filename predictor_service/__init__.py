@@ -8,7 +8,7 @@ from flask import Flask, request
 from servicekit.api import init_app
 from servicekit.headers import SERVED_BY_HEADER
 
-from . import routes
+from . import inference_protocol, routes
 from .admission import Admission
 from .batching import MicroBatcher
 from .config import Config
@@ -26,6 +26,7 @@ def create_app(test_config=None):
     if test_config:
         app.config.update(test_config)
     init_app(app, [routes.blp, routes.probes])
+    app.register_blueprint(inference_protocol.bp)
 
     batcher_factory = None
     if app.config["BATCHING"]:

@@ -36,12 +36,12 @@ MODEL_READY = Gauge(
     "a warm-up call, else 0.",
     multiprocess_mode="livemin",
 )
-# A version takes traffic from the gateway only once every worker of every replica has it
-# warm: python -m gateway rollout waits for version_workers == workers (serving.py).
-VERSION_WORKERS = Gauge(
-    "predictor_model_version_workers",
-    "Live workers that have loaded this version and warmed it up.",
-    ["version"], multiprocess_mode="livesum",
+# A version serves under an alias in a worker once it is loaded and warm there (serving.py):
+# python -m gateway rollout moves traffic once alias_workers == workers on every replica.
+ALIAS_WORKERS = Gauge(
+    "predictor_model_alias_workers",
+    "Live workers that serve this version under this alias (production, candidate, previous).",
+    ["alias", "version"], multiprocess_mode="livesum",
 )
 WORKERS = Gauge(
     "predictor_workers", "Live workers of this replica.", multiprocess_mode="livesum",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from flask import current_app
 
-from .metrics import MODEL_READY, VERSION_WORKERS, WORKERS
+from .metrics import ALIAS_WORKERS, MODEL_READY, WORKERS
 from .model import ModelNotReady, metadata_path
 from .repository import ARTIFACT, CANDIDATE, PRODUCTION, UnknownVersion
 
@@ -124,13 +124,16 @@ class ServedModels:
             holder = self._make_holder(self.source.artifact(version))
             holder.load()
             self._holders = {**self._holders, version: holder}
-            if holder.ready:
-                VERSION_WORKERS.labels(version).set(1)
         aliases = {alias: version for alias, version in named.items()
                    if version is not None and self._holders[version].ready}
         if PRODUCTION not in aliases and PRODUCTION in self._aliases:
             # The new production did not load here: the one before keeps serving.
             aliases[PRODUCTION] = self._aliases[PRODUCTION]
+        for alias, version in self._aliases.items():
+            if aliases.get(alias) != version:
+                ALIAS_WORKERS.labels(alias, version).set(0)
+        for alias, version in aliases.items():
+            ALIAS_WORKERS.labels(alias, version).set(1)
         if aliases.get(PRODUCTION) != self._aliases.get(PRODUCTION):
             log.info("serving %s as production", aliases.get(PRODUCTION))
         self._aliases = aliases

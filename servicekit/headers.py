@@ -11,3 +11,9 @@ CLIENT_ID_HEADER = "X-Client-Id"
 # Asks the predictor for one model version (or alias): set by the gateway's canary from its
 # split, or by a client pinning a version to test it; without it, production answers.
 MODEL_VERSION_HEADER = "X-Model-Version"
+# The key the gateway's canary splits clients on (their API key's client, X-Client-ID or
+# address): the logger passes it on with its forward, with any X-Model-Version pin, so
+# that the internal listener splits a /process as the public one would a /predict.
+CANARY_KEY_HEADER = "X-Canary-Key"
+# What the logger passes on from the request it forwards: the canary's inputs.
+ROUTING_HEADERS = (MODEL_VERSION_HEADER, CANARY_KEY_HEADER)

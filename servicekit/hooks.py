@@ -4,7 +4,7 @@ and request bodies that are plain JSON or refused."""
 import re
 import uuid
 
-from flask import g, request
+from flask import current_app, g, request
 from flask_smorest import abort
 
 from . import tracecontext
@@ -14,6 +14,14 @@ from .headers import CLIENT_ID_HEADER, REQUEST_ID_HEADER
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # The same for the client id the gateway sets; anything else is stored as no client.
 SANE_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def takes_json_of_any_content_type(view):
+    """Mark a view whose clients may send JSON without Content-Type: application/json (the
+    Open Inference Protocol's clients, Triton's among them, send none). The body must
+    still be JSON; the view reads it."""
+    view.takes_json_of_any_content_type = True
+    return view
 
 
 def install_request_hooks(app):
@@ -41,7 +49,8 @@ def install_request_hooks(app):
         if encoding not in ("", "identity"):
             abort(415, message="Content-Encoding is not supported: send the body unencoded.",
                   headers={"Accept-Encoding": "identity"})
-        if not request.is_json:
+        view = current_app.view_functions.get(request.url_rule.endpoint)
+        if not request.is_json and not getattr(view, "takes_json_of_any_content_type", False):
             abort(415, message="Content-Type must be application/json.")
         body = request.get_data(cache=True)
         if not body:

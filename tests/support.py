@@ -175,16 +175,18 @@ def sample(samples, name, **labels):
 
 
 def assert_error(response, status, message_part=None):
-    """Assert the one JSON error shape of every service; return the body."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.is_json
-    body = response.get_json()
+    """Assert the one JSON error shape of every service; return the body. response is a
+    Flask test client's or a requests one."""
+    text = response.text if hasattr(response, "text") else response.get_data(as_text=True)
+    assert response.status_code == status, text
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = json.loads(text)
     assert body["code"] == status
     assert isinstance(body["status"], str) and body["status"]
     assert isinstance(body["message"], str) and body["message"]
     if message_part:
         assert message_part in body["message"]
-    assert "Traceback" not in response.get_data(as_text=True)
+    assert "Traceback" not in text
     return body
 
 
@@ -268,16 +270,41 @@ def run_example(command, base_url, target_url):
     return json.loads(result.stdout)
 
 
+def closed_before_answer(exc):
+    """Whether a request failed because its reused keep-alive connection was closed
+    before any answer came: Nginx's old workers close their idle connections as a reload
+    ends them, and a request sent on one at that instant was never read."""
+    # urllib3's "Connection aborted.": the answer's status line never came.
+    return isinstance(exc, requests.ConnectionError) and "Connection aborted." in repr(exc)
+
+
+def post_resending(session, url, resent, **kwargs):
+    """session.post, sent once more on a new connection if the first was closed before
+    any answer (RFC 9112 9.3.1: a client may resend an idempotent request then, as the
+    logger's client does for its forwards); each resend is appended to resent."""
+    try:
+        return session.post(url, **kwargs)
+    except requests.ConnectionError as exc:
+        if not closed_before_answer(exc):
+            raise
+        resent.append(repr(exc))
+        return session.post(url, **kwargs)
+
+
 class SteadyClient:
     """Sends POST requests one after another from a thread, recording every outcome.
 
-    Bounded in count and time; use as a context manager.
+    Bounded in count and time; use as a context manager. With resend_closed, a request
+    whose keep-alive connection was closed before any answer is sent again (see
+    post_resending), and counted in resent.
     """
 
-    def __init__(self, url, body, max_requests=5000, max_seconds=90, headers=None):
+    def __init__(self, url, body, max_requests=5000, max_seconds=90, headers=None,
+                 resend_closed=False):
         self.url, self.body, self.headers = url, body, headers
         self.max_requests, self.max_seconds = max_requests, max_seconds
-        self.statuses, self.failures = [], []
+        self.resend_closed = resend_closed
+        self.statuses, self.failures, self.resent = [], [], []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -288,8 +315,13 @@ class SteadyClient:
                 if time.monotonic() > deadline:
                     break
                 try:
-                    response = session.post(self.url, json=self.body, headers=self.headers,
-                                            timeout=15)
+                    if self.resend_closed:
+                        response = post_resending(session, self.url, self.resent,
+                                                  json=self.body, headers=self.headers,
+                                                  timeout=15)
+                    else:
+                        response = session.post(self.url, json=self.body,
+                                                headers=self.headers, timeout=15)
                     self.statuses.append(response.status_code)
                 except requests.RequestException as exc:
                     self.failures.append(repr(exc))

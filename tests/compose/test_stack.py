@@ -358,3 +358,43 @@ def test_the_loggers_records_outlive_its_container(compose):
     wait_until(lambda: answers_ok(f"{compose.url}/logs"), timeout=30,
                what="the gateway reaching the new logger")
     assert data in logger_records(compose)
+
+
+def versions_answering(http, url, clients):
+    """The model version that answers each client's /predict, through the gateway."""
+    versions = {}
+    for client in clients:
+        response = http.post(f"{url}/predict", json={"input": "a cat"},
+                             headers={"X-Client-ID": client})
+        assert response.status_code == 200, response.text
+        versions[client] = response.json()["model"]["version"]
+    return versions
+
+
+def test_the_compose_rollout_moves_every_replica_and_the_gateway(compose, http):
+    # docs/models.md, "With Docker": the lifecycle command in one predictor container
+    # moves the aliases of the repository every replica shares (a named volume), and
+    # set-canary the gateway's split. The last test of the module: the stack goes next.
+    clients = [f"client-{n}" for n in range(30)]
+
+    def lifecycle(*args):
+        return compose("exec", "-T", "predictor", "python", "-m", "predictor_service.lifecycle",
+                       *args)
+
+    def set_canary(percent):
+        return compose("exec", "-T", "gateway", "set-canary", percent)
+
+    def everywhere(version):
+        """Wait until every client's answer comes from this version, on any replica."""
+        wait_until(lambda: set(versions_answering(http, compose.url, clients).values())
+                   == {version}, timeout=30, what=f"every answer from {version}")
+
+    everywhere("1.0.0")
+    assert "candidate: 1.1.0" in lifecycle("stage", "1.1.0")
+    assert "100 % of the clients" in set_canary("100")
+    everywhere("1.1.0")
+    assert "production: 1.1.0" in lifecycle("promote")
+    assert "0 % of the clients" in set_canary("0")
+    everywhere("1.1.0")
+    assert "production: 1.0.0" in lifecycle("rollback")
+    everywhere("1.0.0")

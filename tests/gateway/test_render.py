@@ -29,7 +29,9 @@ def test_nginx_is_installed():
     assert render.find_nginx(), "Nginx is missing: run `make nginx` (or apt-get install nginx)"
 
 
-def test_rendered_configuration_passes_nginx_own_check(layout):
+@pytest.mark.parametrize("canary_percent", [0, 12.5, 100])
+def test_rendered_configuration_passes_nginx_own_check(layout, canary_percent):
+    layout = replace(layout, canary_percent=canary_percent)
     render.write_all(layout, render.find_nginx())
     nginx_dir = layout.nginx_dir
 
@@ -116,7 +118,8 @@ def settings_of(layout, leave_out=()):
 
 
 # What render-gateway.sh works out itself, as gateway_settings does.
-DERIVED = ("GATEWAY_AUTH", "GATEWAY_ADMIN_AUTH", "GATEWAY_AUTH_SOCKET", "GATEWAY_ERROR_LOG")
+DERIVED = ("GATEWAY_AUTH", "GATEWAY_ADMIN_AUTH", "GATEWAY_AUTH_SOCKET", "GATEWAY_ERROR_LOG",
+           "GATEWAY_CANARY_SPLIT")
 
 
 def test_the_image_fills_in_the_templates_with_the_defaults_of_local_runs(tmp_path):
@@ -131,11 +134,18 @@ def test_the_image_fills_in_the_templates_with_the_defaults_of_local_runs(tmp_pa
 
 def test_the_environment_overrides_each_default_in_the_image(tmp_path):
     overridden = replace(IMAGE_LAYOUT, port=81, rate_limit="7r/s", rate_burst=9,
-                         rate_limit_enabled=False, api_keys=Path("/run/secrets/api_keys"))
+                         rate_limit_enabled=False, api_keys=Path("/run/secrets/api_keys"),
+                         canary_percent=12.5)
 
     _, routing = image_configuration(tmp_path, **settings_of(overridden, DERIVED))
 
     assert routing == render.render_gateway(overridden)
+
+
+@pytest.mark.parametrize("percent", ["-1", "100.5", "10.125", "ten", ""])
+def test_the_image_refuses_a_canary_share_that_is_no_percentage(tmp_path, percent):
+    with pytest.raises(subprocess.CalledProcessError):
+        image_configuration(tmp_path, GATEWAY_CANARY_PERCENT=percent)
 
 
 def block(config, opening):

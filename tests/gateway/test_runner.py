@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from gateway import render, runner
-from gateway.__main__ import layout_from, parser
+from gateway.__main__ import parser
 from gateway.layout import Layout
 from gateway.runner import LocalStack
 from gateway.supervisor import find_leftovers
@@ -66,6 +66,14 @@ def test_without_root_the_setup_prints_the_one_command_that_installs_what_is_mis
     )
 
 
+@pytest.mark.parametrize("percent", ["-1", "100.5", "10.125"])
+def test_the_canarys_share_must_be_a_percentage_with_at_most_two_decimals(percent):
+    result = run_up("--canary-percent", percent)
+
+    assert result.returncode == 2
+    assert "the canary's share must be a percentage from 0 to 100" in result.stderr
+
+
 def test_predictors_must_be_at_least_one():
     result = run_up("--predictors", "0")
 
@@ -76,10 +84,12 @@ def test_predictors_must_be_at_least_one():
 def test_the_command_line_gives_back_the_layout_it_was_given(tmp_path):
     layout = Layout(predictors=5, port=1, logger_port=2, predictor_base_port=3,
                     predictor_workers=4, run_dir=tmp_path, rate_limit="7r/s", rate_burst=9,
-                    rate_limit_enabled=False)
+                    rate_limit_enabled=False, access_metrics=False, monitoring=True,
+                    api_keys=tmp_path / "keys", public=True, canary_percent=12.5,
+                    model_repository=tmp_path / "models")
 
-    assert layout_from(parser().parse_args(["up", *layout.arguments()])) == layout
-    assert layout_from(parser().parse_args(["up"])) == Layout()
+    assert Layout.from_arguments(parser().parse_args(["up", *layout.arguments()])) == layout
+    assert Layout.from_arguments(parser().parse_args(["up"])) == Layout()
 
 
 def gone(stack):

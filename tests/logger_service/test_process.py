@@ -108,6 +108,21 @@ def test_the_longest_input_the_logger_takes_is_one_the_predictor_classifies(forw
     assert response.get_json()["model_prediction"]["prediction"]["input_length"] == MAX_TEXT_LENGTH
 
 
+def test_a_pinned_model_version_goes_on_to_the_predictor(forwarding_app):
+    client = forwarding_app.test_client()
+
+    pinned = client.post("/process", json={"data": "a cat", "forward_to_model": True},
+                         headers={"X-Model-Version": "production"})
+    unknown = client.post("/process", json={"data": "a dog", "forward_to_model": True},
+                          headers={"X-Model-Version": "9.9.9"})
+
+    assert pinned.get_json()["model_prediction"]["model"]["version"] == "1.0.0"
+    assert_error(unknown, 404, "No predictor serves the model version asked for: '9.9.9'")
+    with forwarding_app.app_context():
+        records = get_store().page(limit=10)
+    assert [record["outcome"] for record in records] == ["unknown_model_version", "predicted"]
+
+
 def test_the_trace_goes_on_to_the_predictor_and_is_stored(forwarding_app, predictor_server):
     trace_id = "0af7651916cd43dd8448eb211c80319c"
     response = forwarding_app.test_client().post(

@@ -56,7 +56,7 @@ def test_readiness_and_load_time_are_set_once_the_model_has_loaded(ready_app):
     assert value("predictor_model_load_duration_seconds") > 0
     # This process is one worker, with the shipped production version warm.
     assert value("predictor_workers") == 1
-    assert value("predictor_model_version_workers", version="1.0.0") == 1
+    assert value("predictor_model_alias_workers", alias="production", version="1.0.0") == 1
 
 
 def test_the_queue_depth_counts_requests_waiting_for_a_model_call():

@@ -1,0 +1,329 @@
+"""Model versions through the gateway: the canary (a stable share of clients to the
+candidate, pins, fallback to production), the rollout command under load, and the Open
+Inference Protocol.
+
+One stack for the module, serving a copy of the shipped repository (1.0.0 production,
+1.1.0 beside it); each test sets the split it needs with the rollout command's own steps,
+and leaves none behind.
+"""
+
+import itertools
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from contextlib import ExitStack
+
+import numpy
+import pytest
+import requests
+import skops.io
+import tritonclient.http as triton
+
+from gateway import rollout
+from gateway.layout import Layout
+from predictor_service.config import DEFAULT_REPOSITORY, MODEL_NAME, Config
+from predictor_service.repository import Repository
+from tests.support import (
+    ROOT,
+    StackUnderTest,
+    SteadyClient,
+    assert_error,
+    connect_from,
+    post_resending,
+    wait_until,
+)
+
+TEXT = {"input": "my cat purrs on the sofa"}
+CLIENTS = [f"client-{n}" for n in range(200)]
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    shutil.copytree(DEFAULT_REPOSITORY / MODEL_NAME, root / MODEL_NAME,
+                    ignore=shutil.ignore_patterns("aliases.json", ".*"))
+    repository = Repository(root)
+    repository.initialise("1.0.0")
+    return repository
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, repository):
+    stack = StackUnderTest(tmp_path_factory.mktemp("canary"), predictors=2,
+                           rate_limit_enabled=False, model_repository=repository.root)
+    with stack as running:
+        yield running
+
+
+def run_rollout(stack, *args):
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "rollout", "--run-dir", str(stack.run_dir), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def layout_of(stack):
+    return Layout.saved(stack.run_dir)
+
+
+def version_for(http, stack, client, path="/predict", **headers):
+    if path == "/predict":
+        response = http.post(f"{stack.url}/predict", json=TEXT,
+                             headers={"X-Client-ID": client, **headers})
+        assert response.status_code == 200, response.text
+        return response.json()["model"]["version"]
+    response = http.post(f"{stack.url}/process", json={"data": TEXT["input"],
+                                                        "forward_to_model": True},
+                         headers={"X-Client-ID": client, **headers})
+    assert response.status_code == 200, response.text
+    return response.json()["model_prediction"]["model"]["version"]
+
+
+@pytest.fixture
+def canary_30(stack, repository):
+    """1.1.0 the candidate of 30 % of the clients, as `rollout canary` makes it."""
+    out = run_rollout(stack, "canary", "30", "--version", "1.1.0")
+    assert "every replica serves 1.1.0 as candidate" in out
+    yield
+    rollout.set_canary(layout_of(stack), 0)
+
+
+def test_without_a_canary_production_answers_every_client(stack, http):
+    assert {version_for(http, stack, client) for client in CLIENTS[:50]} == {"1.0.0"}
+
+
+def test_the_canary_sends_a_stable_share_of_clients_to_the_candidate(stack, http, canary_30):
+    first = {client: version_for(http, stack, client) for client in CLIENTS}
+    again = {client: version_for(http, stack, client) for client in CLIENTS}
+
+    assert first == again  # each client keeps its version
+    candidates = [client for client, version in first.items() if version == "1.1.0"]
+    assert set(first.values()) == {"1.0.0", "1.1.0"}
+    # 30 % of 200 is 60, and the split hashes the key (MurmurHash2): its spread on 200
+    # keys is about 6.5, so 35 to 85 is nearly 4 of those away either side.
+    assert 35 <= len(candidates) <= 85
+    # A /process forward splits as the client's /predict does: the logger passes the key.
+    sample = CLIENTS[:40]
+    assert {c: version_for(http, stack, c, "/process") for c in sample} == {
+        c: first[c] for c in sample}
+
+
+def test_without_a_client_id_the_canary_splits_on_the_address(stack, canary_30):
+    def version_from(address):
+        with connect_from(address, stack.port, timeout=10) as sock:
+            body = b'{"input": "my cat purrs"}'
+            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                         % (len(body), body))
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        return answer.split(b'"version":"')[1].split(b'"')[0].decode()
+
+    addresses = [f"127.0.0.{n}" for n in range(2, 62)]
+    first = {address: version_from(address) for address in addresses}
+
+    assert first == {address: version_from(address) for address in addresses}
+    assert set(first.values()) == {"1.0.0", "1.1.0"}
+
+
+def test_a_client_pins_a_version_or_alias_with_a_header(stack, http, canary_30):
+    for client in CLIENTS[:20]:
+        assert version_for(http, stack, client, **{"X-Model-Version": "1.0.0"}) == "1.0.0"
+        assert version_for(http, stack, client, **{"X-Model-Version": "1.1.0"}) == "1.1.0"
+        assert version_for(http, stack, client, **{"X-Model-Version": "candidate"}) == "1.1.0"
+        assert version_for(http, stack, client, "/process",
+                           **{"X-Model-Version": "1.1.0"}) == "1.1.0"
+
+    unknown = http.post(f"{stack.url}/predict", json=TEXT, headers={"X-Model-Version": "9.9.9"})
+    assert_error(unknown, 404, "Unknown model version '9.9.9'")
+    malformed = http.post(f"{stack.url}/predict", json=TEXT,
+                          headers={"X-Model-Version": "1.0.0; drop table"})
+    assert_error(malformed, 404, "Unknown model version 'invalid'")
+    via_logger = http.post(f"{stack.url}/process", json={"data": "x", "forward_to_model": True},
+                           headers={"X-Model-Version": "9.9.9"})
+    assert_error(via_logger, 404, "No predictor serves the model version asked for")
+
+
+def test_a_candidate_that_cannot_answer_is_replaced_by_production(stack, http, repository):
+    # 1.2.0 passes the repository's checks (a skops file of trusted types, good metrics)
+    # but is no model: no worker can load it, so none serves it as the candidate.
+    broken = repository.folder / "1.2.0"
+    shutil.copytree(repository.get("1.1.0").folder, broken)
+    skops.io.dump({"not": "a pipeline"}, broken / "model.skops")
+    (broken / "model.json").write_text(
+        (broken / "model.json").read_text().replace('"version": "1.1.0"', '"version": "1.2.0"'))
+    repository.stage("1.2.0", Config.MIN_ACCURACY)
+    for port in stack.predictor_ports:  # one worker each: its /models is the replica's
+        wait_until(lambda port=port: "1.2.0" in {
+            v["version"] for v in http.get(f"http://127.0.0.1:{port}/models").json()})
+    rollout.set_canary(layout_of(stack), 100)
+    try:
+        versions = [version_for(http, stack, client, **{"X-Request-ID": f"fallback-{client}"})
+                    for client in CLIENTS[:30]]
+        entries = stack.access_log("fallback-", 30)
+    finally:
+        rollout.set_canary(layout_of(stack), 0)
+        repository.stage(None, Config.MIN_ACCURACY)
+
+    assert versions == ["1.0.0"] * 30
+    # Each asked the candidate (404: not served there), then production.
+    assert {(entry["status"], entry["upstream_status"], entry["model_version"])
+            for entry in entries} == {(200, "404 : 200", "production")}
+
+
+def test_a_replica_down_under_a_full_canary_fails_no_request(stack, http, canary_30):
+    rollout.set_canary(layout_of(stack), 100)
+    down = stack.predictor_ports[0]
+    stack.supervisorctl("stop", f"predictor:predictor-{down}")
+    try:
+        versions = [version_for(http, stack, client) for client in CLIENTS[:60]]
+    finally:
+        stack.supervisorctl("start", f"predictor:predictor-{down}")
+        stack.wait_ready()
+        stack.wait_until_serving(http, down)
+
+    # The candidate tried on the stopped replica: production answers from the other.
+    assert set(versions) <= {"1.0.0", "1.1.0"} and "1.1.0" in versions
+
+
+def sent(senders):
+    return sum(len(sender.statuses) + len(sender.failures) for sender in senders)
+
+
+def test_changing_the_split_is_a_reload_that_drops_no_request(stack, canary_30):
+    # Each reload ends Nginx's old workers, which close their idle keep-alive connections:
+    # a request sent on one at that instant was never read, and the client resends it.
+    senders = [SteadyClient(f"{stack.url}/predict", TEXT, headers={"X-Client-ID": client},
+                            resend_closed=True) for client in CLIENTS[:4]]
+    with ExitStack() as running:
+        for sender in senders:
+            running.enter_context(sender)
+            sender.wait_for(20)
+        layout = layout_of(stack)
+        for percent in (0, 50, 0, 50, 0, 30):
+            layout = rollout.set_canary(layout, percent)
+            goal = sent(senders) + 20
+            wait_until(lambda goal=goal: sent(senders) >= goal)
+
+    assert [sender.failures for sender in senders] == [[]] * 4
+    assert {status for sender in senders for status in sender.statuses} == {200}
+    resent = [exc for sender in senders for exc in sender.resent]
+    print(f"{sent(senders)} requests, {len(resent)} resent after a closed connection: {resent}")
+
+
+def test_the_open_inference_protocol_through_the_gateway_splits_as_predict(stack, http,
+                                                                           canary_30):
+    client = triton.InferenceServerClient(stack.url.removeprefix("http://"))
+    text = triton.InferInput("text", [1], "BYTES")
+    text.set_data_from_numpy(numpy.array([TEXT["input"]], dtype=object), binary_data=False)
+    outputs = [triton.InferRequestedOutput("label", binary_data=False)]
+    try:
+        assert client.is_server_ready() and client.is_model_ready(MODEL_NAME)
+        for name in CLIENTS[:40]:
+            result = client.infer(MODEL_NAME, [text], outputs=outputs,
+                                  headers={"X-Client-ID": name})
+            assert result.get_response()["model_version"] == version_for(http, stack, name)
+        pinned = client.infer(MODEL_NAME, [text], outputs=outputs, model_version="1.1.0")
+        assert pinned.get_response()["model_version"] == "1.1.0"
+    finally:
+        client.close()
+
+
+class VersionRecorder:
+    """Threads sending /predict one after another, each for its own clients in turn,
+    recording when each request was sent and answered, and which version answered; a
+    request whose keep-alive connection a reload closed before any answer is resent."""
+
+    def __init__(self, url, clients, threads=4, max_seconds=240):
+        self.url, self.max_seconds = url, max_seconds
+        self.answers, self.failures = [], []  # (sent, answered, client, version)
+        self.resent = []  # see post_resending
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(clients[n::threads],))
+                         for n in range(threads)]
+
+    def _run(self, clients):
+        deadline = time.monotonic() + self.max_seconds
+        with requests.Session() as session:
+            for client in itertools.cycle(clients):
+                if self._stop.is_set() or time.monotonic() > deadline:
+                    return
+                sent = time.monotonic()
+                try:
+                    response = post_resending(session, self.url, self.resent, json=TEXT,
+                                              timeout=15, headers={"X-Client-ID": client})
+                except requests.RequestException as exc:
+                    self.failures.append((client, repr(exc)))
+                    continue
+                if response.status_code != 200:
+                    self.failures.append((client, response.status_code, response.text))
+                    continue
+                version = response.json()["model"]["version"]
+                self.answers.append((sent, time.monotonic(), client, version))
+
+    def wait_for_more(self, count):
+        goal = len(self.answers) + len(self.failures) + count
+        wait_until(lambda: len(self.answers) + len(self.failures) >= goal, timeout=60)
+
+    def between(self, start, end):
+        """{client: {versions}} of the requests sent after start and answered before end."""
+        seen = {}
+        for sent, answered, client, version in self.answers:
+            if sent > start and answered < end:
+                seen.setdefault(client, set()).add(version)
+        return seen
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+
+def test_a_canary_then_promotion_then_rollback_under_load_fail_no_request(stack, repository):
+    moments = []  # (when a step was asked, when it returned)
+
+    def step(*args):
+        asked = time.monotonic()
+        run_rollout(stack, *args)
+        moments.append((asked, time.monotonic()))
+
+    with VersionRecorder(f"{stack.url}/predict", CLIENTS[:40]) as load:
+        load.wait_for_more(100)
+        step("canary", "30", "--version", "1.1.0")
+        load.wait_for_more(200)
+        step("promote")
+        load.wait_for_more(200)
+        step("rollback")
+        load.wait_for_more(200)
+
+    assert load.failures == []
+    print(f"{len(load.answers)} answers, {len(load.resent)} resent after a closed connection")
+    (canary_asked, canary_done), (promote_asked, promote_done), (rollback_asked,
+                                                                 rollback_done) = moments
+    # Before the canary: production only.
+    assert set.union(*load.between(0, canary_asked).values()) == {"1.0.0"}
+    # During the canary: each client one version, some clients the candidate's.
+    canary = load.between(canary_done, promote_asked)
+    assert all(len(versions) == 1 for versions in canary.values()), canary
+    assert {version for versions in canary.values() for version in versions} == {"1.0.0", "1.1.0"}
+    # Promoted: the candidate for every client; rolled back: the old production again.
+    assert set.union(*load.between(promote_done, rollback_asked).values()) == {"1.1.0"}
+    assert set.union(*load.between(rollback_done, float("inf")).values()) == {"1.0.0"}
+    # While the canary started, a client outside it never met the candidate.
+    outside = {client for client, versions in canary.items() if versions == {"1.0.0"}}
+    assert {version for sent, answered, client, version in load.answers
+            if client in outside and sent < promote_asked} == {"1.0.0"}
+    aliases = repository.aliases()
+    assert (aliases["production"], aliases["candidate"]) == ("1.0.0", None)
+    assert [change["action"] for change in aliases["changes"]][-3:] == [
+        "stage", "promote", "rollback"]
