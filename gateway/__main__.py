@@ -44,6 +44,9 @@ def parser():
     canary = steps.add_parser("canary", help="send a share of the clients to the candidate")
     canary.add_argument("percent", type=float, help="of the clients, 0 to 100 (0: no canary)")
     canary.add_argument("--version", help="name this version the candidate first")
+    shadow = steps.add_parser("shadow", help="mirror a share of production's predictions to "
+                                             "the candidate, recorded beside production's")
+    shadow.add_argument("percent", type=float, help="of the predictions, 0 to 100 (0: none)")
     steps.add_parser("promote", help="make the candidate production, and end the canary")
     steps.add_parser("rollback", help="make the production version before this one production")
     keys_command = commands.add_parser(

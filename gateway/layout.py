@@ -72,15 +72,18 @@ class Layout:
     # (docs/models.md); `python -m gateway rollout` moves it in a running stack.
     canary_percent: float = option(float(GATEWAY_DEFAULTS["GATEWAY_CANARY_PERCENT"]),
                                    "percent of the clients whose predictions the candidate answers")
+    # The share of production's predictions, in percent, mirrored to the candidate.
+    shadow_percent: float = option(float(GATEWAY_DEFAULTS["GATEWAY_SHADOW_PERCENT"]),
+                                   "percent of production's predictions mirrored to the candidate")
     # The model repository the replicas serve (predictor_service/repository.py); None:
     # theirs by default (PREDICTOR_MODEL_REPOSITORY, else predictor_service/artifacts).
     model_repository: Path | None = option(None, "the model repository the replicas serve")
 
     def __post_init__(self):
-        percent = self.canary_percent
-        if not 0 <= percent <= 100 or round(percent, 2) != percent:
-            raise ValueError(f"the canary's share must be a percentage from 0 to 100 with at "
-                             f"most two decimals, not {percent:g}")
+        for what, percent in (("canary", self.canary_percent), ("shadow", self.shadow_percent)):
+            if not 0 <= percent <= 100 or round(percent, 2) != percent:
+                raise ValueError(f"the {what}'s share must be a percentage from 0 to 100 with "
+                                 f"at most two decimals, not {percent:g}")
 
     @classmethod
     def add_arguments(cls, parser):

@@ -59,14 +59,16 @@ def gateway_settings(layout):
         "GATEWAY_ERROR_LOG": (f"syslog:server=unix:{layout.gateway_metrics_socket},nohostname,"
                               "tag=nginx" if layout.access_metrics else "stderr"),
         "GATEWAY_CANARY_PERCENT": f"{layout.canary_percent:g}",
-        "GATEWAY_CANARY_SPLIT": canary_split(layout.canary_percent),
+        "GATEWAY_CANARY_SPLIT": split_line(layout.canary_percent, "candidate"),
+        "GATEWAY_SHADOW_PERCENT": f"{layout.shadow_percent:g}",
+        "GATEWAY_SHADOW_SPLIT": split_line(layout.shadow_percent, "on"),
     }
 
 
-def canary_split(percent):
-    """The split_clients line that sends percent of the clients to the candidate, or none
-    for 0 (which split_clients refuses); the same rule as render-gateway.sh."""
-    return f"{percent:g}% candidate;" if percent else ""
+def split_line(percent, value):
+    """The split_clients line that gives value to percent of the keys, or none for 0
+    (which split_clients refuses); the same rule as render-gateway.sh."""
+    return f"{percent:g}% {value};" if percent else ""
 
 
 def render_gateway(layout):

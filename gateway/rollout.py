@@ -2,6 +2,7 @@
 
     python -m gateway rollout status
     python -m gateway rollout canary 10 --version 1.1.0  # stage 1.1.0, then 10 % of clients
+    python -m gateway rollout shadow 20                  # mirror 20 % of production's
     python -m gateway rollout promote                    # the candidate becomes production
     python -m gateway rollout rollback                   # production goes back one version
 
@@ -90,12 +91,30 @@ def gateway_routing(layout):
 
 
 def set_canary(layout, percent):
-    """Send percent of the clients to the candidate: rewrite the gateway's configuration,
-    check it, reload Nginx gracefully, and wait until the gateway does so. Return the
-    changed layout."""
-    changed = dataclasses.replace(layout, canary_percent=percent)
-    if gateway_routing(layout)["canary_percent"] == percent:
-        say(f"the gateway sends {percent:g} % of the clients to the candidate already")
+    """Send percent of the clients to the candidate (see set_split)."""
+    return set_split(layout, canary_percent=percent)
+
+
+def set_shadow(layout, percent):
+    """Mirror percent of production's predictions to the candidate (see set_split)."""
+    return set_split(layout, shadow_percent=percent)
+
+
+def describe_split(routing):
+    return (f"the gateway sends {routing['canary_percent']:g} % of the clients to the "
+            f"candidate and mirrors {routing['shadow_percent']:g} % of production's "
+            "predictions to it")
+
+
+def set_split(layout, **percents):
+    """Change the gateway's split (canary_percent, shadow_percent): rewrite its
+    configuration, check it, reload Nginx gracefully, and wait until the gateway does
+    so. Return the changed layout."""
+    changed = dataclasses.replace(layout, **percents)
+    wanted = {"canary_percent": changed.canary_percent,
+              "shadow_percent": changed.shadow_percent}
+    if gateway_routing(layout) == wanted:
+        say(f"{describe_split(wanted)} already")
         changed.save()
         return changed
     conf = layout.nginx_dir / "conf.d" / "gateway.conf"
@@ -113,13 +132,13 @@ def set_canary(layout, percent):
         conf.write_text(previous)
         raise StackError(f"could not reload Nginx: {result.stdout}{result.stderr}")
     deadline = time.monotonic() + RELOAD_TIMEOUT
-    while gateway_routing(layout)["canary_percent"] != percent:
+    while gateway_routing(layout) != wanted:
         if time.monotonic() > deadline:
             raise StackError(f"the gateway did not take the new split within {RELOAD_TIMEOUT} s: "
                              f"see {layout.log_dir}/nginx.log")
         time.sleep(0.05)
     changed.save()
-    say(f"the gateway sends {percent:g} % of the clients to the candidate")
+    say(describe_split(wanted))
     return changed
 
 
@@ -141,8 +160,8 @@ def canary(layout, percent, version=None):
 
 
 def promote(layout):
-    """Make the candidate production everywhere, then stop the canary (it has no
-    candidate left to send clients to)."""
+    """Make the candidate production everywhere, then end the canary and the shadow
+    (there is no candidate left for them)."""
     repository = repository_of(layout)
     candidate = repository.aliases()["candidate"]
     if candidate is None:
@@ -151,25 +170,36 @@ def promote(layout):
     repository.promote(candidate, min_accuracy())
     say(f"{candidate} is production")
     wait_until_served(layout, "production", candidate)
-    set_canary(layout, 0)
+    set_split(layout, canary_percent=0, shadow_percent=0)
 
 
 def rollback(layout):
     """Make the production version before this one production again everywhere, with
-    no candidate and no canary."""
+    no candidate, no canary and no shadow."""
     repository = repository_of(layout)
     aliases = repository.rollback()
     say(f"{aliases['production']} is production again")
-    set_canary(layout, 0)
+    set_split(layout, canary_percent=0, shadow_percent=0)
     wait_until_served(layout, "production", aliases["production"])
+
+
+def shadow(layout, percent):
+    """Mirror percent of production's predictions to the candidate, once every replica
+    serves one."""
+    if percent:
+        candidate = repository_of(layout).aliases()["candidate"]
+        if candidate is None:
+            raise StackError("no candidate to mirror to: start one with `rollout canary 0 "
+                             "--version V`")
+        wait_until_served(layout, "candidate", candidate)
+    set_shadow(layout, percent)
 
 
 def status(layout):
     aliases = repository_of(layout).aliases()
     say(f"production: {aliases['production']}, candidate: {aliases['candidate']}, "
         f"rollback to: {(aliases['previous'] or [None])[-1]}")
-    say(f"the gateway sends {gateway_routing(layout)['canary_percent']:g} % of the clients "
-        f"to the candidate")
+    say(describe_split(gateway_routing(layout)))
     for url in replica_metrics_urls(layout):
         serving, workers = alias_workers(url)
         described = ", ".join(f"{alias} {version} in {count:g}"
@@ -188,6 +218,8 @@ def run(args):
     try:
         if args.step == "canary":
             canary(layout, args.percent, args.version)
+        elif args.step == "shadow":
+            shadow(layout, args.percent)
         elif args.step == "promote":
             promote(layout)
         elif args.step == "rollback":

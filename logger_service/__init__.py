@@ -9,6 +9,8 @@ from servicekit.api import init_app
 from . import routes
 from .client import PredictorClient
 from .config import Config
+from .experiments import TrainingDistributions
+from .shadow import ShadowRecorder
 from .store import LogStore
 
 
@@ -32,8 +34,16 @@ def create_app(test_config=None):
         # full disk), /ready says why and /process refuses with 503; the first write
         # that succeeds creates the schema.
         app.logger.error("database %s is not writable: %s", store.path, exc)
-    # Views reach these through store.get_store() and client.get_predictor_client().
+    # Views reach these through store.get_store(), client.get_predictor_client(),
+    # shadow.get_shadow_recorder() and experiments.get_training_distributions().
     app.extensions["store"] = store
+    app.extensions["shadow"] = ShadowRecorder(
+        app.config["SHADOW_URL"], store,
+        connect_timeout=app.config["PREDICTOR_CONNECT_TIMEOUT"],
+        read_timeout=app.config["SHADOW_READ_TIMEOUT"],
+        max_queued=app.config["SHADOW_MAX_QUEUED"],
+    )
+    app.extensions["training_distributions"] = TrainingDistributions(app.config["MODELS_URL"])
     app.extensions["predictor"] = PredictorClient(
         app.config["PREDICTOR_URL"],
         connect_timeout=app.config["PREDICTOR_CONNECT_TIMEOUT"],

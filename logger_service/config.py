@@ -38,5 +38,17 @@ class Config(ApiConfig):
     # Keep-alive connections kept per worker; match the worker's thread count.
     PREDICTOR_POOL_SIZE = int(os.environ.get("LOGGER_PREDICTOR_POOL_SIZE", "16"))
 
+    # Shadow traffic (shadow.py): where the candidate is asked (by default the same
+    # gateway as the forwards, with X-Model-Version: candidate), how long a shadow may
+    # take, and how many may wait per worker before more are dropped.
+    SHADOW_URL = os.environ.get("LOGGER_SHADOW_URL", PREDICTOR_URL)
+    SHADOW_READ_TIMEOUT = float(os.environ.get("LOGGER_SHADOW_READ_TIMEOUT", "3.0"))
+    SHADOW_MAX_QUEUED = int(os.environ.get("LOGGER_SHADOW_MAX_QUEUED", "256"))
+    # The comparison (experiments.py): where each version's training distribution is
+    # read (a predictor's /models, through the gateway's internal listener), and the
+    # population stability index past which a version is flagged as drifting.
+    MODELS_URL = os.environ.get("LOGGER_MODELS_URL", "http://127.0.0.1:8081/predictor/models")
+    DRIFT_PSI_THRESHOLD = float(os.environ.get("LOGGER_DRIFT_PSI_THRESHOLD", "0.2"))
+
     API_TITLE = "Logger service"
     API_VERSION = "1.0.0"

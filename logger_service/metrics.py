@@ -20,6 +20,11 @@ FORWARDS = Histogram(
     "Time to get a prediction from the pool, by outcome (predicted, or why not).",
     ["outcome"], buckets=LATENCY_BUCKETS,
 )
+SHADOWS = Counter(
+    "logger_shadows_total",
+    "Mirrored predictions asked of the candidate, by outcome (predicted, no_candidate, "
+    "unavailable, error; dropped when the queue was full).", ["outcome"],
+)
 CIRCUIT_STATE = Gauge(
     "logger_predictor_circuit_state",
     "Workers whose circuit breaker to the predictor pool is in each state.",

@@ -12,14 +12,20 @@ from servicekit.api import Blueprint
 from servicekit.headers import ROUTING_HEADERS
 from servicekit.probes import probes_blueprint
 
+from . import experiments
 from .client import ForwardError, get_predictor_client
 from .schemas import (
+    ExperimentQuerySchema,
+    ExperimentReportSchema,
     LogsPageSchema,
     LogsQuerySchema,
     ProcessRequestSchema,
     ProcessResponseSchema,
     ReadySchema,
+    ShadowRequestSchema,
+    ShadowResponseSchema,
 )
+from .shadow import get_shadow_recorder
 from .store import get_store
 
 log = logging.getLogger(__name__)
@@ -85,6 +91,29 @@ def logs(query):
     )
     more = cut_short or len(records) == query["limit"]
     return {"records": records, "next_before_id": records[-1]["id"] if more else None}
+
+
+@blp.post("/shadow")
+@blp.arguments(ShadowRequestSchema())
+@blp.response(202, ShadowResponseSchema)
+def shadow(payload):
+    """Take a prediction the gateway mirrored; the candidate is asked in the background.
+
+    For the gateway's mirror only, which ignores the answer (the gateway routes no
+    client here)."""
+    if "input" not in payload:
+        return {"status": "skipped"}
+    queued = get_shadow_recorder().submit(g.request_id, payload["input"])
+    return {"status": "queued" if queued else "dropped"}
+
+
+@blp.get("/experiments/current")
+@blp.arguments(ExperimentQuerySchema(), location="query")
+@blp.response(200, ExperimentReportSchema)
+def current_experiment(args):
+    """Compare the model versions over the latest predictions and their shadows."""
+    return experiments.report(get_store(), experiments.get_training_distributions(),
+                              args["limit"], current_app.config["DRIFT_PSI_THRESHOLD"])
 
 
 @probes.get("/ready")

@@ -7,6 +7,7 @@ from servicekit.fields import QueryInteger, utf8_text
 
 MAX_TEXT_LENGTH = 10_000
 MAX_PAGE_SIZE = 500
+MAX_EXPERIMENT_WINDOW = 10_000
 
 
 class StrictBoolean(fields.Boolean):
@@ -80,6 +81,39 @@ class LogsPageSchema(ma.Schema):
         allow_none=True,
         metadata={"description": "Pass as before_id for the next page; null on the last."},
     )
+
+
+class ShadowRequestSchema(ma.Schema):
+    """A prediction the gateway mirrored: the body of a /predict, as the client sent it."""
+
+    input = fields.String(validate=[validate.Length(min=1, max=MAX_TEXT_LENGTH), utf8_text])
+    # A batch is not shadowed (its texts are not recorded one by one either).
+    inputs = fields.List(fields.String())
+
+
+class ShadowResponseSchema(ma.Schema):
+    status = fields.String(metadata={"description": "queued, dropped (the queue is full) or "
+                                                    "skipped (a batch)"})
+
+
+class ExperimentQuerySchema(ma.Schema):
+    limit = QueryInteger(
+        load_default=1000, validate=validate.Range(min=1, max=MAX_EXPERIMENT_WINDOW),
+        metadata={"description": "How many of the latest predictions (and of the latest "
+                                 "shadows) the comparison reads."},
+    )
+
+
+class ExperimentReportSchema(ma.Schema):
+    window = fields.Dict(metadata={"description": "How many predictions and shadows were read."})
+    drift_threshold = fields.Float(metadata={"description": "LOGGER_DRIFT_PSI_THRESHOLD"})
+    shadow_failures = fields.Dict(metadata={"description": "Shadows without an answer, by why."})
+    versions = fields.Dict(metadata={"description": (
+        "Per version: served (requests, classes, mean_confidence, latency_ms p50/p99) for "
+        "the predictions it answered, shadow (the same, with compared and agreement) for "
+        "its shadow answers, and drift (psi, drifted) of its recent classes against its "
+        "training distribution.")})
+    generated_at = fields.String()
 
 
 class ReadySchema(ma.Schema):

@@ -36,6 +36,17 @@ CREATE TABLE IF NOT EXISTS records (
     latency_ms REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_request_id ON records (request_id);
+-- The candidate's answers to mirrored predictions (shadow.py), beside the records'
+-- under the same request id.
+CREATE TABLE IF NOT EXISTS shadows (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    prediction TEXT,
+    latency_ms REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shadows_request_id ON shadows (request_id);
 CREATE TABLE IF NOT EXISTS readiness_probe (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     checked_at TEXT NOT NULL
@@ -186,6 +197,38 @@ class LogStore:
         DB_WRITE.observe(time.perf_counter() - started)
         RECORDS.labels(outcome).inc()
         return cursor.lastrowid
+
+    def record_shadow(self, request_id, outcome, prediction, latency_ms):
+        """Insert the candidate's answer to a mirrored prediction; a shadow is best effort,
+        so a failure is logged and counted, never raised."""
+        try:
+            self.connect().execute(
+                "INSERT INTO shadows (request_id, created_at, outcome, prediction, latency_ms)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (request_id, utc_now(), outcome,
+                 None if prediction is None else json.dumps(prediction), latency_ms),
+            )
+        except sqlite3.Error:
+            log.exception("could not record the shadow of request %s", request_id)
+
+    def latest_predictions(self, limit):
+        """The latest limit predictions served, as (request_id, prediction, latency_ms),
+        and the latest limit shadows, as (request_id, outcome, prediction, latency_ms)."""
+        try:
+            conn = self.connect()
+            served = conn.execute(
+                "SELECT request_id, prediction, latency_ms FROM records"
+                " WHERE outcome = 'predicted' ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+            shadows = conn.execute(
+                "SELECT request_id, outcome, prediction, latency_ms FROM shadows"
+                " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        except sqlite3.Error as exc:
+            log.exception("could not read the predictions")
+            raise StorageUnavailable("read the predictions") from exc
+        return (
+            [(row[0], json.loads(row[1]), row[2]) for row in served],
+            [(row[0], row[1], row[2] and json.loads(row[2]), row[3]) for row in shadows],
+        )
 
     def page(self, limit, before_id=None):
         """Return up to limit rows, newest first, with ids below before_id when given;

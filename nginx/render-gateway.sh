@@ -45,18 +45,22 @@ else
     export GATEWAY_ERROR_LOG=stderr
 fi
 
-# The canary's split_clients line: none for 0 %, which split_clients refuses (the same rule
-# as gateway/render.py).
-if ! printf '%s' "$GATEWAY_CANARY_PERCENT" | grep -Eq '^(100(\.0{1,2})?|[0-9]{1,2}(\.[0-9]{1,2})?)$'; then
-    echo "render-gateway: GATEWAY_CANARY_PERCENT must be a percentage from 0 to 100 with at" \
-         "most two decimals, not '$GATEWAY_CANARY_PERCENT'" >&2
-    exit 1
-fi
-if printf '%s' "$GATEWAY_CANARY_PERCENT" | grep -Eq '^0+(\.0+)?$'; then
-    export GATEWAY_CANARY_SPLIT=""
-else
-    export GATEWAY_CANARY_SPLIT="$GATEWAY_CANARY_PERCENT% candidate;"
-fi
+# The split_clients lines of the canary and the shadow: none for 0 %, which split_clients
+# refuses (the same rule as gateway/render.py).
+split_line() {  # setting value: the line that gives value to that percent of the keys
+    percent=$(printenv "$1")
+    if ! printf '%s' "$percent" | grep -Eq '^(100(\.0{1,2})?|[0-9]{1,2}(\.[0-9]{1,2})?)$'; then
+        echo "render-gateway: $1 must be a percentage from 0 to 100 with at most two" \
+             "decimals, not '$percent'" >&2
+        exit 1
+    fi
+    if ! printf '%s' "$percent" | grep -Eq '^0+(\.0+)?$'; then
+        printf '%s%% %s;' "$percent" "$2"
+    fi
+}
+GATEWAY_CANARY_SPLIT=$(split_line GATEWAY_CANARY_PERCENT candidate)
+GATEWAY_SHADOW_SPLIT=$(split_line GATEWAY_SHADOW_PERCENT on)
+export GATEWAY_CANARY_SPLIT GATEWAY_SHADOW_SPLIT
 
 variables=$(grep -o '[$][{]GATEWAY_[A-Z_]*[}]' "$dir/gateway.conf.template" | sort -u | tr '\n' ' ')
 mkdir -p "$out/conf.d"

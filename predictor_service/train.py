@@ -32,6 +32,8 @@ from .repository import ARTIFACT, LifecycleError, Repository
 DEFAULT_DATA = Path(__file__).parent / "data" / "pets.csv"
 SEED = 42
 TEST_SIZE = 0.2
+# Bumped when the metadata gains a field, so that --if-stale writes it anew.
+METADATA_FORMAT = 2
 
 
 def load_dataset(path=DEFAULT_DATA):
@@ -121,6 +123,7 @@ def train(version=FIRST_PRODUCTION, data_path=DEFAULT_DATA, recipe=None):
     metadata = {
         "name": MODEL_NAME,
         "version": version,
+        "format": METADATA_FORMAT,
         "classes": [str(label) for label in pipeline.classes_],
         "metrics": {
             "test_accuracy": round(accuracy_score(test_labels, predicted), 4),
@@ -140,6 +143,11 @@ def train(version=FIRST_PRODUCTION, data_path=DEFAULT_DATA, recipe=None):
             "rows": len(texts),
             "train_rows": len(train_texts),
             "test_rows": len(test_texts),
+            # What the comparison measures drift against (logger_service/experiments.py).
+            "train_class_distribution": {
+                label: round(train_labels.count(label) / len(train_labels), 4)
+                for label in sorted(set(train_labels))
+            },
         },
         "training": {
             "parameters": {
@@ -164,6 +172,7 @@ def is_current(artifact_path, data_path, version=FIRST_PRODUCTION):
     metadata = json.loads(meta_path.read_text(encoding="utf-8"))
     return (
         metadata.get("version") == version
+        and metadata.get("format") == METADATA_FORMAT
         and metadata.get("data", {}).get("sha256") == file_sha256(data_path)
         and metadata.get("training", {}).get("why") == RECIPES[version].why
     )

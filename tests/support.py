@@ -8,6 +8,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.layout import ROOT, Layout
 from gateway.ports import free_port, free_port_range, port_is_free
 from gateway.runner import LocalStack, answers_ok, wait_for_output
+from predictor_service.config import DEFAULT_REPOSITORY, MODEL_NAME, Config
+from predictor_service.repository import Repository
 
 __all__ = ["ROOT", "answers_ok", "free_port", "free_port_range", "port_is_free",
            "wait_for_output"]
@@ -172,6 +175,18 @@ class Prometheus:
 def sample(samples, name, **labels):
     """The value of one sample of scrape()'s result, 0 when it is not there (yet)."""
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def shipped_repository_copy(root, candidate=None):
+    """A copy of the shipped model repository in root, for a test to move its aliases:
+    1.0.0 production, and candidate (1.1.0, say) staged if given."""
+    shutil.copytree(DEFAULT_REPOSITORY / MODEL_NAME, Path(root) / MODEL_NAME,
+                    ignore=shutil.ignore_patterns("aliases.json", ".*"))
+    repository = Repository(root)
+    repository.initialise("1.0.0")
+    if candidate:
+        repository.stage(candidate, Config.MIN_ACCURACY)
+    return repository
 
 
 def assert_error(response, status, message_part=None):

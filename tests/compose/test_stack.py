@@ -374,7 +374,7 @@ def versions_answering(http, url, clients):
 def test_the_compose_rollout_moves_every_replica_and_the_gateway(compose, http):
     # docs/models.md, "With Docker": the lifecycle command in one predictor container
     # moves the aliases of the repository every replica shares (a named volume), and
-    # set-canary the gateway's split. The last test of the module: the stack goes next.
+    # set-split the gateway's. The last test of the module: the stack goes next.
     clients = [f"client-{n}" for n in range(30)]
 
     def lifecycle(*args):
@@ -382,7 +382,7 @@ def test_the_compose_rollout_moves_every_replica_and_the_gateway(compose, http):
                        *args)
 
     def set_canary(percent):
-        return compose("exec", "-T", "gateway", "set-canary", percent)
+        return compose("exec", "-T", "gateway", "set-split", "canary", percent)
 
     def everywhere(version):
         """Wait until every client's answer comes from this version, on any replica."""

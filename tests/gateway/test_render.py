@@ -29,9 +29,9 @@ def test_nginx_is_installed():
     assert render.find_nginx(), "Nginx is missing: run `make nginx` (or apt-get install nginx)"
 
 
-@pytest.mark.parametrize("canary_percent", [0, 12.5, 100])
-def test_rendered_configuration_passes_nginx_own_check(layout, canary_percent):
-    layout = replace(layout, canary_percent=canary_percent)
+@pytest.mark.parametrize("percent", [0, 12.5, 100])
+def test_rendered_configuration_passes_nginx_own_check(layout, percent):
+    layout = replace(layout, canary_percent=percent, shadow_percent=percent)
     render.write_all(layout, render.find_nginx())
     nginx_dir = layout.nginx_dir
 
@@ -119,7 +119,7 @@ def settings_of(layout, leave_out=()):
 
 # What render-gateway.sh works out itself, as gateway_settings does.
 DERIVED = ("GATEWAY_AUTH", "GATEWAY_ADMIN_AUTH", "GATEWAY_AUTH_SOCKET", "GATEWAY_ERROR_LOG",
-           "GATEWAY_CANARY_SPLIT")
+           "GATEWAY_CANARY_SPLIT", "GATEWAY_SHADOW_SPLIT")
 
 
 def test_the_image_fills_in_the_templates_with_the_defaults_of_local_runs(tmp_path):
@@ -135,17 +135,18 @@ def test_the_image_fills_in_the_templates_with_the_defaults_of_local_runs(tmp_pa
 def test_the_environment_overrides_each_default_in_the_image(tmp_path):
     overridden = replace(IMAGE_LAYOUT, port=81, rate_limit="7r/s", rate_burst=9,
                          rate_limit_enabled=False, api_keys=Path("/run/secrets/api_keys"),
-                         canary_percent=12.5)
+                         canary_percent=12.5, shadow_percent=100)
 
     _, routing = image_configuration(tmp_path, **settings_of(overridden, DERIVED))
 
     assert routing == render.render_gateway(overridden)
 
 
+@pytest.mark.parametrize("setting", ["GATEWAY_CANARY_PERCENT", "GATEWAY_SHADOW_PERCENT"])
 @pytest.mark.parametrize("percent", ["-1", "100.5", "10.125", "ten", ""])
-def test_the_image_refuses_a_canary_share_that_is_no_percentage(tmp_path, percent):
+def test_the_image_refuses_a_share_that_is_no_percentage(tmp_path, setting, percent):
     with pytest.raises(subprocess.CalledProcessError):
-        image_configuration(tmp_path, GATEWAY_CANARY_PERCENT=percent)
+        image_configuration(tmp_path, **{setting: percent})
 
 
 def block(config, opening):

@@ -86,6 +86,7 @@ def test_the_command_line_gives_back_the_layout_it_was_given(tmp_path):
                     predictor_workers=4, run_dir=tmp_path, rate_limit="7r/s", rate_burst=9,
                     rate_limit_enabled=False, access_metrics=False, monitoring=True,
                     api_keys=tmp_path / "keys", public=True, canary_percent=12.5,
+                    shadow_percent=5,
                     model_repository=tmp_path / "models")
 
     assert Layout.from_arguments(parser().parse_args(["up", *layout.arguments()])) == layout

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from contextlib import ExitStack
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy
 import pytest
@@ -23,8 +24,7 @@ import tritonclient.http as triton
 
 from gateway import rollout
 from gateway.layout import Layout
-from predictor_service.config import DEFAULT_REPOSITORY, MODEL_NAME, Config
-from predictor_service.repository import Repository
+from predictor_service.config import MODEL_NAME, Config
 from tests.support import (
     ROOT,
     StackUnderTest,
@@ -32,6 +32,7 @@ from tests.support import (
     assert_error,
     connect_from,
     post_resending,
+    shipped_repository_copy,
     wait_until,
 )
 
@@ -41,18 +42,66 @@ CLIENTS = [f"client-{n}" for n in range(200)]
 
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    shutil.copytree(DEFAULT_REPOSITORY / MODEL_NAME, root / MODEL_NAME,
-                    ignore=shutil.ignore_patterns("aliases.json", ".*"))
-    repository = Repository(root)
-    repository.initialise("1.0.0")
-    return repository
+    return shipped_repository_copy(tmp_path_factory.mktemp("models"))
+
+
+class CandidateStandIn(ThreadingHTTPServer):
+    """Where the stack's logger asks the candidate for shadow answers: passed on to the
+    gateway's real candidate, or held unanswered (a hung candidate), or closed at once
+    (a candidate that is down)."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), CandidateStandInHandler)
+        self.mode, self.target, self.seen, self.answered = "pass", None, [], []
+        self.released = threading.Event()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server_address[1]}/predict"
+
+
+class CandidateStandInHandler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.seen.append(self.headers["X-Request-ID"])
+        if self.server.mode == "down":
+            self.close_connection = True
+            return
+        if self.server.mode == "hang":
+            self.server.released.wait(60)
+        headers = {name: self.headers[name] for name in
+                   ("Content-Type", "X-Request-ID", "X-Model-Version")}
+        answer = requests.post(self.server.target, data=body, headers=headers, timeout=10)
+        self.send_response(answer.status_code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+        self.server.answered.append(self.headers["X-Request-ID"])
+
+    def log_message(self, *args):
+        pass
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, repository):
-    stack = StackUnderTest(tmp_path_factory.mktemp("canary"), predictors=2,
+def candidate_stand_in():
+    server = CandidateStandIn()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.released.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, repository, candidate_stand_in):
+    env = {"LOGGER_SHADOW_URL": candidate_stand_in.url, "LOGGER_SHADOW_READ_TIMEOUT": "5"}
+    stack = StackUnderTest(tmp_path_factory.mktemp("canary"), env=env, predictors=2,
                            rate_limit_enabled=False, model_repository=repository.root)
+    candidate_stand_in.target = f"{stack.layout.internal_url}/predict"
     with stack as running:
         yield running
 
@@ -327,3 +376,73 @@ def test_a_canary_then_promotion_then_rollback_under_load_fail_no_request(stack,
     assert (aliases["production"], aliases["candidate"]) == ("1.0.0", None)
     assert [change["action"] for change in aliases["changes"]][-3:] == [
         "stage", "promote", "rollback"]
+
+
+@pytest.fixture
+def shadow_all(stack, candidate_stand_in):
+    """1.1.0 the candidate, every prediction production answers mirrored to it."""
+    run_rollout(stack, "canary", "0", "--version", "1.1.0")
+    assert "mirrors 100 %" in run_rollout(stack, "shadow", "100")
+    yield candidate_stand_in
+    candidate_stand_in.mode = "pass"
+    candidate_stand_in.released.set()
+    rollout.set_shadow(layout_of(stack), 0)
+
+
+def experiment(http, stack):
+    response = http.get(f"{stack.url}/experiments/current")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def forward(http, stack, request_id, text="the goldfish swims in its bowl"):
+    response = http.post(f"{stack.url}/process", json={"data": text, "forward_to_model": True},
+                         headers={"X-Request-ID": request_id})
+    assert response.status_code == 200, response.text
+    return response.json()["model_prediction"]["model"]["version"]
+
+
+def test_shadow_traffic_records_both_answers_under_one_request_id(stack, http, shadow_all):
+    before = experiment(http, stack)["versions"].get("1.1.0", {}).get("shadow", {})
+    ids = [f"shadowed-{n}" for n in range(30)]
+
+    assert [forward(http, stack, request_id) for request_id in ids] == ["1.0.0"] * 30
+
+    wait_until(lambda: set(ids) <= set(shadow_all.answered), what="30 shadow answers")
+    wait_until(lambda: experiment(http, stack)["versions"]["1.1.0"]["shadow"]["compared"]
+               >= before.get("compared", 0) + 30, what="30 shadows compared")
+    report = experiment(http, stack)
+    assert report["versions"]["1.1.0"]["shadow"]["agreement"] == 1.0
+    assert report["versions"]["1.0.0"]["served"]["requests"] >= 30
+    # The gateway saw each id twice on its internal listener: production's answer to the
+    # logger's forward, and the candidate's to the logger's shadow.
+    entries = stack.access_log("shadowed-", 90)  # with the public /process of each
+    assert {(entry["request_id"], entry["model_version"]) for entry in entries
+            if entry["uri"] == "/predict"} == {
+        (request_id, version) for request_id in ids for version in ("production", "candidate")}
+
+
+@pytest.mark.parametrize("mode", ["hang", "down"])
+def test_a_hung_or_stopped_candidate_changes_no_answer_to_clients(stack, http, shadow_all, mode):
+    shadow_all.mode = mode
+    shadow_all.released.clear()
+    ids = [f"{mode}-{n}" for n in range(10)]
+    failures_before = sum(experiment(http, stack)["shadow_failures"].values())
+
+    versions = [forward(http, stack, request_id) for request_id in ids]
+    for request_id in ids:  # and straight to /predict, on the same keep-alive session
+        response = http.post(f"{stack.url}/predict", json=TEXT,
+                             headers={"X-Request-ID": f"{request_id}-direct"})
+        assert response.status_code == 200 and response.json()["model"]["version"] == "1.0.0"
+
+    assert versions == ["1.0.0"] * 10
+    if mode == "hang":
+        # Every client had its answer while the candidate held the shadows it was asked.
+        wait_until(lambda: set(ids) & set(shadow_all.seen), what="a shadow held")
+        assert not set(ids) & set(shadow_all.answered)
+        shadow_all.released.set()
+        wait_until(lambda: set(ids) <= set(shadow_all.answered), what="the shadows answered")
+    else:
+        wait_until(lambda: sum(experiment(http, stack)["shadow_failures"].values())
+                   >= failures_before + 20, what="20 shadows recorded unavailable")
+        assert set(ids) <= set(shadow_all.seen)

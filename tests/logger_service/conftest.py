@@ -2,7 +2,7 @@ import pytest
 
 from logger_service import create_app
 from logger_service.store import get_store
-from tests.support import free_port
+from tests.support import GunicornServer, free_port, shipped_repository_copy
 
 
 @pytest.fixture
@@ -44,3 +44,12 @@ def store(app):
 def records(store):
     """Read back what the app recorded, newest first."""
     return lambda: store.page(limit=500)
+
+
+@pytest.fixture(scope="session")
+def candidate_server(tmp_path_factory):
+    """A real predictor whose repository has 1.1.0 as the candidate, for the session."""
+    repository = shipped_repository_copy(tmp_path_factory.mktemp("models"), candidate="1.1.0")
+    env = {"PREDICTOR_MODEL_REPOSITORY": str(repository.root)}
+    with GunicornServer("predictor", tmp_path_factory.mktemp("candidate"), env=env) as server:
+        yield server

@@ -1,11 +1,8 @@
-import shutil
-
 import pytest
 
 from predictor_service import create_app
-from predictor_service.config import DEFAULT_REPOSITORY, MODEL_NAME
-from predictor_service.repository import Repository
 from predictor_service.serving import get_models
+from tests.support import shipped_repository_copy
 
 
 @pytest.fixture(scope="session")
@@ -45,8 +42,4 @@ def holder_of():
 def repository(tmp_path):
     """A copy of the shipped repository, for a test to move its aliases: 1.0.0 production,
     1.1.0 beside it."""
-    shutil.copytree(DEFAULT_REPOSITORY / MODEL_NAME, tmp_path / MODEL_NAME,
-                    ignore=shutil.ignore_patterns("aliases.json", ".*"))
-    repository = Repository(tmp_path)
-    repository.initialise("1.0.0")
-    return repository
+    return shipped_repository_copy(tmp_path)
