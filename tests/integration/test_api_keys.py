@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from gateway import keys
+from gateway import keys, rollout
+from gateway.layout import Layout
 from tests.support import (
     StackUnderTest,
     SteadyClient,
@@ -18,6 +19,7 @@ from tests.support import (
     hold_requests,
     listening_addresses,
     request_from,
+    shipped_repository_copy,
 )
 
 PUBLIC_ROUTES = [
@@ -46,10 +48,12 @@ def store():
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory, store):
-    """A stack with keys that listens on every address, as `make run` with --public."""
+    """A stack with keys that listens on every address, as `make run` with --public; its
+    models have 1.1.0 as the candidate, which no client gets unless a test says so."""
     path, _ = store
+    models = shipped_repository_copy(tmp_path_factory.mktemp("models"), candidate="1.1.0")
     with StackUnderTest(tmp_path_factory.mktemp("keyed"), predictors=2, api_keys=path,
-                        public=True) as running:
+                        public=True, model_repository=models.root) as running:
         yield running
 
 
@@ -191,3 +195,27 @@ def test_the_store_holds_no_key_and_nginx_can_read_it(store):
         assert made_key[3:] not in text
         assert base64.b64decode(made_key[3:]).split(b":", 1)[1].decode() not in text
     assert os.stat(path).st_mode & 0o777 == 0o644  # the workers run as another user
+
+
+def test_the_canary_splits_keyed_clients_on_their_client_not_their_key(keyed, store):
+    path, _ = store
+    clients = [f"canary-{n}" for n in range(20)]
+    client_keys = {client: [keys.add_key(path, client) for _ in range(2)] for client in clients}
+
+    def version(key, **headers):
+        response = call(keyed, "POST", "/predict", {"input": "my cat purrs"},
+                        {"Authorization": f"Bearer {key}", **headers})
+        assert response.status_code == 200, response.text
+        return response.json()["model"]["version"]
+
+    rollout.set_canary(Layout.saved(keyed.run_dir), 50)
+    try:
+        seen = {client: {version(key) for key in made} |
+                {version(made[0], **{"X-Client-ID": "someone-else"})}
+                for client, made in client_keys.items()}
+    finally:
+        rollout.set_canary(Layout.saved(keyed.run_dir), 0)
+
+    # Each client one version, whichever of its keys it sends and whatever it claims to be.
+    assert all(len(versions) == 1 for versions in seen.values()), seen
+    assert set.union(*seen.values()) == {"1.0.0", "1.1.0"}

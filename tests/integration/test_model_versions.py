@@ -446,3 +446,16 @@ def test_a_hung_or_stopped_candidate_changes_no_answer_to_clients(stack, http, s
         wait_until(lambda: sum(experiment(http, stack)["shadow_failures"].values())
                    >= failures_before + 20, what="20 shadows recorded unavailable")
         assert set(ids) <= set(shadow_all.seen)
+
+
+def test_the_gateways_own_errors_under_v2_have_the_protocols_shape(stack, http):
+    too_large = http.post(f"{stack.url}/v2/models/{MODEL_NAME}/infer", data=b"x" * (2 << 20))
+    wrong_method = http.delete(f"{stack.url}/v2/models/{MODEL_NAME}/infer")
+
+    assert too_large.status_code == 413 and too_large.json() == {
+        "error": "The request body is larger than 1 MiB."}
+    assert wrong_method.status_code == 405 and set(wrong_method.json()) == {"error"}
+    assert wrong_method.headers["Allow"] == "POST"
+    # Elsewhere, the services' shape.
+    assert set(http.post(f"{stack.url}/predict", data=b"x" * (2 << 20)).json()) == {
+        "code", "status", "message"}
