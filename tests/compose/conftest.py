@@ -8,7 +8,14 @@ import uuid
 import pytest
 import requests
 
-from tests.support import ROOT, free_port, free_port_range
+from tests.support import (
+    ROOT,
+    free_port,
+    free_port_range,
+    matches,
+    readme_examples,
+    run_example,
+)
 
 PREPARE = ROOT.parent / "shared" / "container-base" / "prepare"
 
@@ -177,3 +184,16 @@ def compose():
 def http():
     with requests.Session() as session:
         yield session
+
+
+# Where the README's Docker examples send their requests.
+README_GATEWAY = "http://localhost/"
+
+
+def check_readme_docker_examples(url):
+    """Run the README's Docker curl examples against url; each must give its answer."""
+    examples = readme_examples(README_GATEWAY)
+    assert len(examples) >= 3
+    for command, answer in examples:
+        actual = run_example(command, README_GATEWAY, url + "/")
+        assert matches(answer, actual), (command, actual)

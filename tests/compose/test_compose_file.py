@@ -25,11 +25,14 @@ GATEWAY_METRICS_FILES = {"gateway/__init__.py", "gateway/access_metrics.py",
                          "gateway/requirements-access-metrics.txt", "gateway/Dockerfile"}
 
 
+SWARM_STACK = ROOT / "deploy" / "swarm" / "stack.yml"
+
+
 def compose_services(path=COMPOSE_FILE):
     return yaml.safe_load(path.read_text())["services"]
 
 
-@pytest.mark.parametrize("path", [COMPOSE_FILE, DEBUG_OVERRIDE, KEYS_OVERRIDE],
+@pytest.mark.parametrize("path", [COMPOSE_FILE, DEBUG_OVERRIDE, KEYS_OVERRIDE, SWARM_STACK],
                          ids=lambda path: path.name)
 def test_compose_file_validates_against_the_compose_specification(path):
     check = Path(sys.executable).with_name("check-jsonschema")

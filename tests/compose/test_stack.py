@@ -12,19 +12,15 @@ import requests
 
 from gateway import render
 from gateway.layout import GATEWAY_DEFAULTS, Layout
-from tests.compose.conftest import inspect, published
+from tests.compose.conftest import check_readme_docker_examples, inspect, published
 from tests.support import (
     ROOT,
     SteadyClient,
     answers_ok,
-    matches,
-    readme_examples,
-    run_example,
     wait_until,
 )
 
 pytestmark = pytest.mark.compose
-README_GATEWAY = "http://localhost/"
 # Where nginx/upstreams-from-dns.sh writes the gateway's upstream list.
 UPSTREAMS_FILE = re.search(r"^conf=(\S+)$", (ROOT / "nginx" / "upstreams-from-dns.sh").read_text(),
                            re.MULTILINE).group(1)
@@ -52,12 +48,7 @@ def wait_until_served_by_exactly(compose, http, timeout=15):
 
 
 def test_readme_docker_examples_give_the_documented_answers(compose):
-    examples = readme_examples(README_GATEWAY)
-    assert len(examples) >= 3
-
-    for command, answer in examples:
-        actual = run_example(command, README_GATEWAY, compose.url + "/")
-        assert matches(answer, actual), (command, actual)
+    check_readme_docker_examples(compose.url)
 
 
 def test_bad_input_is_422_through_the_gateway(compose, http):
