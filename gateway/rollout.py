@@ -33,18 +33,23 @@ SERVE_TIMEOUT = 60
 RELOAD_TIMEOUT = 30
 
 
+def predictor_config():
+    """The predictor's settings; imported here, not at the top, so that `python -m gateway
+    up` does not load scikit-learn for a command that never rolls out."""
+    from predictor_service.config import Config
+
+    return Config
+
+
 def repository_of(layout):
     """The model repository the stack's replicas serve."""
-    from predictor_service.config import Config
     from predictor_service.repository import Repository
 
-    return Repository(layout.model_repository or Config.MODEL_REPOSITORY)
+    return Repository(layout.model_repository or predictor_config().MODEL_REPOSITORY)
 
 
 def min_accuracy():
-    from predictor_service.config import Config
-
-    return Config.MIN_ACCURACY
+    return predictor_config().MIN_ACCURACY
 
 
 def alias_workers(metrics_url):

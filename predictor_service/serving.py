@@ -95,7 +95,10 @@ class ServedModels:
 
     def _follow(self):
         while True:
-            self.load()
+            try:
+                self.load()
+            except Exception:  # the thread must outlive one bad poll, or the worker stops following
+                log.exception("could not follow the model repository")
             time.sleep(self._poll_seconds)
 
     def load(self):
