@@ -17,6 +17,7 @@ from tests.support import (
     ROOT,
     SteadyClient,
     answers_ok,
+    post_resending,
     wait_until,
 )
 
@@ -353,10 +354,11 @@ def test_the_loggers_records_outlive_its_container(compose):
 
 def versions_answering(http, url, clients):
     """The model version that answers each client's /predict, through the gateway."""
-    versions = {}
+    versions, resent = {}, []
     for client in clients:
-        response = http.post(f"{url}/predict", json={"input": "a cat"},
-                             headers={"X-Client-ID": client})
+        # set-split reloads Nginx, which closes idle keep-alive connections (post_resending).
+        response = post_resending(http, f"{url}/predict", resent, json={"input": "a cat"},
+                                  headers={"X-Client-ID": client})
         assert response.status_code == 200, response.text
         versions[client] = response.json()["model"]["version"]
     return versions
