@@ -14,6 +14,7 @@ from tests.support import (
     ROOT,
     SteadyClient,
     free_port,
+    post_resending,
     wait_until,
 )
 
@@ -46,7 +47,11 @@ class SwarmStack:
         return out.split()
 
     def served_by(self, http, count):
-        answers = [http.post(f"{self.url}/predict", json={"input": f"cat {n}"}, timeout=10)
+        # The gateway reloads whenever the tasks' addresses change (upstreams-from-dns): a
+        # request on a keep-alive connection that reload closes is resent, as in the tests
+        # of the other reloads.
+        answers = [post_resending(http, f"{self.url}/predict", [], json={"input": f"cat {n}"},
+                                  timeout=10)
                    for n in range(count)]
         return {answer.headers.get("X-Served-By", "").split(":")[0] if answer.status_code == 200
                 else answer.status_code for answer in answers}
