@@ -27,7 +27,7 @@ bench: model nginx  ## Benchmark every scenario with wrk; writes docs/performanc
 nginx:  ## Install Nginx and python3-venv with apt if missing (root), or say how.
 	@gateway/install-system-packages.sh
 
-test-tools:  ## Also what the tests need (envsubst, Chromium, ChromeDriver), the same way.
+test-tools:  ## Also what the tests need (envsubst, Chromium, ChromeDriver, PostgreSQL), the same way.
 	@gateway/install-system-packages.sh --for-tests
 
 model: venv  ## Train the model artifact unless it is current.

@@ -2,7 +2,7 @@
 # Make sure the system has what `make run` needs beyond Python itself: Nginx, Prometheus
 # and its Nginx exporter (for `make run GATEWAY_ARGS=--monitoring`), and Python's venv
 # module (Debian ships it apart, as python3-venv); with --for-tests, also
-# what `make test` needs besides (envsubst, Chromium and ChromeDriver). Installed with
+# what `make test` needs besides (envsubst, Chromium and ChromeDriver, PostgreSQL). Installed with
 # apt when root, else the one command to run is printed. It never starts, stops or
 # configures the system's own Nginx or Prometheus services.
 set -euo pipefail
@@ -19,6 +19,8 @@ if [[ ${1:-} == --for-tests ]]; then
     # tests/integration/test_api_docs.py opens the API docs in Chromium.
     command -v chromium >/dev/null || missing+=(chromium)
     command -v chromedriver >/dev/null || missing+=(chromium-driver)
+    # The logger's tests run each store's tests on PostgreSQL too (tests/postgres.py).
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 fi
 if ((${#missing[@]} == 0)); then
     exit 0
@@ -28,8 +30,8 @@ if [[ $(id -u) != 0 ]]; then
     exit 1
 fi
 
-# Keep apt from starting the system's Nginx (port 80) and Prometheus (port 9090) services:
-# the stack runs its own.
+# Keep apt from starting the system's Nginx (port 80), Prometheus (port 9090) and PostgreSQL
+# (port 5432) services: the stack and the tests run their own.
 policy=/usr/sbin/policy-rc.d
 if [[ ! -e $policy ]]; then
     printf '#!/bin/sh\nexit 101\n' > "$policy"

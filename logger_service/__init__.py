@@ -1,7 +1,5 @@
 """The logger service: records every input durably and can forward it to the predictors."""
 
-import sqlite3
-
 from flask import Flask
 
 from servicekit.api import init_app
@@ -11,7 +9,7 @@ from .client import PredictorClient
 from .config import Config
 from .experiments import TrainingDistributions
 from .shadow import ShadowRecorder
-from .store import LogStore
+from .store import StorageUnavailable, open_store
 
 
 def create_app(test_config=None):
@@ -22,18 +20,14 @@ def create_app(test_config=None):
         app.config.update(test_config)
     init_app(app, [routes.blp, routes.probes])
 
-    store = LogStore(
-        app.config["DB_PATH"],
-        synchronous=app.config["DB_SYNCHRONOUS"],
-        busy_timeout=app.config["DB_BUSY_TIMEOUT"],
-    )
+    store = open_store(app.config)
     try:
         store.create_schema()
-    except sqlite3.Error as exc:
+    except StorageUnavailable as exc:
         # Not fatal: until the database can be written (a volume mounted read-only, a
-        # full disk), /ready says why and /process refuses with 503; the first write
-        # that succeeds creates the schema.
-        app.logger.error("database %s is not writable: %s", store.path, exc)
+        # full disk, PostgreSQL not up yet), /ready says why and /process refuses with
+        # 503; the first write that succeeds creates the schema.
+        app.logger.error("the database is not writable: %s", exc.reason)
     # Views reach these through store.get_store(), client.get_predictor_client(),
     # shadow.get_shadow_recorder() and experiments.get_training_distributions().
     app.extensions["store"] = store

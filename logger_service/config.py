@@ -10,12 +10,21 @@ DEFAULT_DB_PATH = Path(__file__).resolve().parent.parent / "instance" / "logger.
 
 
 class Config(ApiConfig):
+    # PostgreSQL (postgresql://user@host:port/db), for more than one logger replica; when
+    # empty, the embedded SQLite file at DB_PATH (store/__init__.py). The password may come
+    # from a file (a Docker or Kubernetes secret) rather than the URL.
+    DATABASE_URL = os.environ.get("LOGGER_DATABASE_URL", "")
+    DATABASE_PASSWORD_FILE = os.environ.get("LOGGER_DATABASE_PASSWORD_FILE", "")
+    # PostgreSQL connections each worker process may hold: one per thread (gunicorn.conf.py).
+    DB_POOL_SIZE = int(os.environ.get("LOGGER_DB_POOL_SIZE", os.environ.get("LOGGER_THREADS",
+                                                                            "16")))
     DB_PATH = os.environ.get("LOGGER_DB_PATH", str(DEFAULT_DB_PATH))
     # FULL: a row is on disk before /process answers, even across a power cut.
     DB_SYNCHRONOUS = os.environ.get("LOGGER_DB_SYNCHRONOUS", "FULL")
-    # /ready answers 503 when the database's disk has less free space than this.
+    # /ready answers 503 when the SQLite database's disk has less free space than this.
     DB_MIN_FREE_BYTES = int(os.environ.get("LOGGER_DB_MIN_FREE_BYTES", str(16 * 1024 * 1024)))
-    # How long a write waits for another worker's write lock before giving up.
+    # How long a write waits for another worker's write lock (SQLite), or for a connection
+    # and its statement (PostgreSQL), before giving up with 503.
     DB_BUSY_TIMEOUT = float(os.environ.get("LOGGER_DB_BUSY_TIMEOUT", "5.0"))
     # The gateway's /predict on its internal port, so that forwarded requests reach the
     # whole predictor pool without the public per-client limits.

@@ -36,5 +36,7 @@ CIRCUIT_TRANSITIONS = Counter(
 )
 
 # Read by the gunicorn master at each scrape (servicekit.gunicorn.serve_metrics): the disk
-# is the same for every worker, and a scrape sees it even when no request comes.
-SCRAPED_BY_MASTER = [DiskSpaceCollector(Config.DB_PATH, prefix="logger_database")]
+# is the same for every worker, and a scrape sees it even when no request comes. Only
+# SQLite's: PostgreSQL's disk is the database server's, watched where it runs.
+SCRAPED_BY_MASTER = ([] if Config.DATABASE_URL else
+                     [DiskSpaceCollector(Config.DB_PATH, prefix="logger_database")])

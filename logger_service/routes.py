@@ -1,7 +1,6 @@
 """Routes of the logger: /process and /logs, and the probes."""
 
 import logging
-import sqlite3
 import time
 
 import marshmallow as ma
@@ -26,7 +25,7 @@ from .schemas import (
     ShadowResponseSchema,
 )
 from .shadow import get_shadow_recorder
-from .store import get_store
+from .store import StorageUnavailable, get_store
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +126,7 @@ def ready():
     circuit = get_predictor_client().circuit
     try:
         get_store().check_writable(current_app.config["DB_MIN_FREE_BYTES"])
-    except sqlite3.Error as exc:
+    except StorageUnavailable as exc:
         abort(503, message="Database is not writable.",
-              errors={"database": str(exc), "predictor_circuit": circuit})
+              errors={"database": exc.reason, "predictor_circuit": circuit})
     return {"status": "ready", "checks": {"database": "ok", "predictor_circuit": circuit}}

@@ -19,11 +19,18 @@ class StrictBoolean(fields.Boolean):
         return value
 
 
+def storable_text(value):
+    """Refuse the NUL character, which PostgreSQL's text cannot hold: both stores then take
+    exactly the same inputs."""
+    if "\x00" in value:
+        raise ma.ValidationError("Must not contain the NUL character (U+0000).")
+
+
 class ProcessRequestSchema(ma.Schema):
     data = fields.String(
         required=True,
-        # SQLite stores UTF-8: no lone surrogate in the text.
-        validate=[validate.Length(min=1, max=MAX_TEXT_LENGTH), utf8_text],
+        # Both stores keep UTF-8 text: no lone surrogate, no NUL.
+        validate=[validate.Length(min=1, max=MAX_TEXT_LENGTH), utf8_text, storable_text],
         metadata={"description": "The input to record.", "example": "cat image data"},
     )
     forward_to_model = StrictBoolean(

@@ -2,24 +2,58 @@ import pytest
 
 from logger_service import create_app
 from logger_service.store import get_store
+from tests.postgres import PostgresServer
 from tests.support import GunicornServer, free_port, shipped_repository_copy
+
+STORES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc):
+    """Run every test that uses a store once on each (the sqlite_only ones on SQLite)."""
+    if "database" in metafunc.fixturenames:
+        only_sqlite = metafunc.definition.get_closest_marker("sqlite_only")
+        metafunc.parametrize("database", STORES[:1] if only_sqlite else STORES, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server for the session; each test gets a database of its own."""
+    with PostgresServer() as server:
+        yield server
 
 
 @pytest.fixture
-def make_app(tmp_path):
+def database(request, tmp_path):
+    """The settings of a fresh, empty store of the kind the test is run for."""
+    if request.param == "sqlite":
+        yield {"DB_PATH": str(tmp_path / "logger.sqlite3")}
+        return
+    server = request.getfixturevalue("postgres_server")
+    url = server.database()
+    yield {"DATABASE_URL": url}
+    server.drop(url)
+
+
+@pytest.fixture
+def make_app(database):
     """Build logger apps on a fresh database; the predictor URL defaults to a closed port."""
+    apps = []
 
     def make(**config):
-        return create_app({
+        app = create_app({
             "TESTING": True,
-            "DB_PATH": str(tmp_path / "logger.sqlite3"),
+            **database,
             "PREDICTOR_URL": f"http://127.0.0.1:{free_port()}/predict",
             "PREDICTOR_CONNECT_TIMEOUT": 0.5,
             "PREDICTOR_READ_TIMEOUT": 0.5,
             **config,
         })
+        apps.append(app)
+        return app
 
-    return make
+    yield make
+    for app in apps:
+        app.extensions["store"].close()
 
 
 @pytest.fixture
@@ -35,7 +69,7 @@ def forwarding_app(make_app, predictor_server):
 
 @pytest.fixture
 def store(app):
-    """The app's LogStore, as its views get it."""
+    """The app's store, as its views get it."""
     with app.app_context():
         return get_store()
 

@@ -1,5 +1,6 @@
 """The logger's own metrics, in one process: records by outcome, forwards, the breaker."""
 
+import pytest
 from prometheus_client import REGISTRY
 
 from tests.logger_service.test_forward_failures import serve
@@ -22,6 +23,7 @@ def test_records_are_counted_by_outcome_and_each_write_is_timed(client):
     assert value("logger_db_write_duration_seconds_count") - writes == 2
 
 
+@pytest.mark.sqlite_only  # a folder where the file should be
 def test_a_record_that_cannot_be_committed_is_counted_as_a_failure(make_app, tmp_path):
     taken = tmp_path / "a-folder-not-a-database"
     taken.mkdir()

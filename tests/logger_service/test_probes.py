@@ -1,5 +1,7 @@
 import sqlite3
 
+import pytest
+
 from logger_service.store import get_store
 from tests.support import assert_error
 
@@ -21,11 +23,13 @@ def test_ready_when_the_database_is_writable(client):
     }
 
 
+@pytest.mark.sqlite_only
 def test_database_is_in_wal_mode_with_full_synchronous_writes(store):
     assert store.connect().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.connect().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
+@pytest.mark.sqlite_only
 def test_locked_database_makes_the_logger_unready_and_refuses_to_acknowledge(make_app):
     app = make_app(DB_BUSY_TIMEOUT=0.1)
     client = app.test_client()

@@ -1,4 +1,5 @@
 import re
+import uuid
 
 import urllib3.connection
 
@@ -41,23 +42,24 @@ def test_client_request_id_is_kept(client, records):
 
 def test_forward_returns_the_predictors_answer(forwarding_app, predictor_server):
     client = forwarding_app.test_client()
+    request_id = f"forward-check-{uuid.uuid4().hex}"  # the predictor's log is the session's
     response = client.post(
         "/process",
         json={"data": "cat image data", "forward_to_model": True},
-        headers={"X-Request-ID": "forward-check-1"},
+        headers={"X-Request-ID": request_id},
     )
 
     assert response.status_code == 200
     body = response.get_json()
     assert body["status"] == "Input logged successfully"
-    assert body["request_id"] == "forward-check-1"
+    assert body["request_id"] == request_id
     prediction = body["model_prediction"]
     assert prediction["prediction"]["class"] == "cat"
     assert prediction["prediction"]["input_length"] == 14
     assert prediction["message"].startswith("Predicted class: cat with ")
     assert prediction["model"]["name"] == "pet-text-classifier"
     # The predictor saw the same request id: its access log line names it.
-    [line] = predictor_server.log_entries(request_id="forward-check-1")
+    [line] = predictor_server.log_entries(request_id=request_id)
     assert (line["method"], line["path"], line["status"]) == ("POST", "/predict", 200)
 
     with forwarding_app.app_context():
@@ -125,14 +127,15 @@ def test_a_pinned_model_version_goes_on_to_the_predictor(forwarding_app):
 
 def test_the_trace_goes_on_to_the_predictor_and_is_stored(forwarding_app, predictor_server):
     trace_id = "0af7651916cd43dd8448eb211c80319c"
+    request_id = f"traced-forward-{uuid.uuid4().hex}"
     response = forwarding_app.test_client().post(
         "/process", json={"data": "a traced cat", "forward_to_model": True},
-        headers={"X-Request-ID": "traced-forward", "traceparent":
+        headers={"X-Request-ID": request_id, "traceparent":
                  f"00-{trace_id}-b7ad6b7169203331-01"},
     )
 
     assert response.status_code == 200
-    [line] = predictor_server.log_entries(request_id="traced-forward")
+    [line] = predictor_server.log_entries(request_id=request_id)
     assert line["trace_id"] == trace_id
     with forwarding_app.app_context():
         [record] = get_store().page(limit=10)

@@ -1,7 +1,6 @@
 """Shadow traffic at the logger: a mirrored prediction is taken at once, and the
 candidate's answer (or why there is none) recorded beside production's."""
 
-import json
 import socket
 import threading
 
@@ -21,10 +20,9 @@ def hung_candidate():
 
 def shadows_of(app, request_id):
     with app.app_context():
-        rows = get_store().connect().execute(
-            "SELECT outcome, prediction FROM shadows WHERE request_id = ?", (request_id,)
-        ).fetchall()
-    return [(outcome, prediction and json.loads(prediction)) for outcome, prediction in rows]
+        _, shadows = get_store().latest_predictions(limit=1000)
+    return [(outcome, prediction) for shadow_of, outcome, prediction, _ in reversed(shadows)
+            if shadow_of == request_id]
 
 
 def test_a_mirrored_prediction_is_taken_and_the_candidates_answer_recorded(make_app,

@@ -99,6 +99,15 @@ def test_a_lone_surrogate_is_422_and_not_recorded(client, records):
     assert records() == []
 
 
+def test_a_nul_character_is_422_and_not_recorded(client, records):
+    response = client.post("/process", data=b'{"data": "a\\u0000b"}',
+                           content_type="application/json")
+
+    errors = assert_error(response, 422)["errors"]["json"]
+    assert errors == {"data": ["Must not contain the NUL character (U+0000)."]}
+    assert records() == []
+
+
 @pytest.mark.parametrize("query", [
     "limit=%EF%BC%91",  # a full-width 1
     "limit=1_0", "limit=%2B5", "limit=%205", "limit=5%20", "before_id=%EF%BC%91",

@@ -1,24 +1,26 @@
-"""Durable record of every input: an embedded SQLite database in WAL mode.
+"""The embedded store: one SQLite file in WAL mode, the default (nothing to set up).
 
 Each worker thread keeps its own connection (SQLite connections must not cross
 threads or forks); WAL lets readers run beside the single writer, and the busy
 timeout makes concurrent workers queue for the write lock instead of failing.
-A page of records is bounded in bytes as well as rows.
 """
 
+import contextlib
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from datetime import UTC, datetime
 
-from flask import current_app
-
-from servicekit.errors import ServiceError
-
-from .metrics import DB_WRITE, RECORD_FAILURES, RECORDS
+from .common import (
+    LATEST_SERVED,
+    LATEST_SHADOWS,
+    Store,
+    newest_records_query,
+    timestamp,
+    utc_now,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,34 +57,12 @@ CREATE TABLE IF NOT EXISTS readiness_probe (
 # Columns added since the first schema, each with its type: create_schema adds those
 # that a database made before them lacks.
 ADDED_COLUMNS = {"client_id": "TEXT", "trace_id": "TEXT"}
-COLUMNS = (
-    "id, request_id, client_id, trace_id, created_at, data, forward_to_model, outcome,"
-    " prediction, latency_ms"
-)
-# The bytes of a page around its records: {"records": [], "next_before_id": <id>}.
-PAGE_ENVELOPE_BYTES = len(json.dumps({"records": [], "next_before_id": 2**63 - 1}))
 SYNCHRONOUS_MODES = {"OFF", "NORMAL", "FULL", "EXTRA"}
 
 
-class StorageUnavailable(ServiceError):
-    """The database cannot take a write or answer a read now: locked, full or read-only."""
+class SqliteStore(Store):
+    errors = (sqlite3.Error,)
 
-    status = 503
-
-    def __init__(self, action):
-        super().__init__(f"Could not {action}: storage is unavailable.")
-
-
-def get_store():
-    """Return the current app's LogStore, which create_app made."""
-    return current_app.extensions["store"]
-
-
-def utc_now():
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-class LogStore:
     def __init__(self, path, synchronous="FULL", busy_timeout=5.0):
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {sorted(SYNCHRONOUS_MODES)}")
@@ -100,7 +80,7 @@ class LogStore:
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():
             if not self._schema_created:
-                self.create_schema()
+                self._create_schema()
             # isolation_level=None: autocommit, so each INSERT is its own transaction.
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
             conn.row_factory = sqlite3.Row
@@ -108,7 +88,7 @@ class LogStore:
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
-    def create_schema(self):
+    def _create_schema(self):
         """Create the tables and switch the database to WAL; safe to run concurrently."""
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
@@ -165,111 +145,44 @@ class LogStore:
         finally:
             conn.close()
 
-    def record(self, request_id, data, forward_to_model, outcome, prediction, latency_ms,
-               client_id=None, trace_id=None):
-        """Insert one request's row and return its id once it is committed.
-
-        Raise StorageUnavailable when it cannot be committed: nothing unstored is
-        acknowledged.
-        """
-        started = time.perf_counter()
-        try:
-            cursor = self.connect().execute(
-                "INSERT INTO records (request_id, client_id, trace_id, created_at, data,"
-                " forward_to_model, outcome, prediction, latency_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    request_id,
-                    client_id,
-                    trace_id,
-                    utc_now(),
-                    data,
-                    int(forward_to_model),
-                    outcome,
-                    None if prediction is None else json.dumps(prediction),
-                    latency_ms,
-                ),
-            )
-        except sqlite3.Error as exc:
-            RECORD_FAILURES.inc()
-            log.exception("could not record request %s", request_id)
-            raise StorageUnavailable("record the input") from exc
-        DB_WRITE.observe(time.perf_counter() - started)
-        RECORDS.labels(outcome).inc()
+    def _insert_record(self, row):
+        cursor = self.connect().execute(
+            "INSERT INTO records (request_id, client_id, trace_id, created_at, data,"
+            " forward_to_model, outcome, prediction, latency_ms)"
+            " VALUES (:request_id, :client_id, :trace_id, :created_at, :data,"
+            " :forward_to_model, :outcome, :prediction, :latency_ms)",
+            {**row, "created_at": timestamp(row["created_at"]),
+             "forward_to_model": int(row["forward_to_model"]),
+             "prediction": dumps(row["prediction"])},
+        )
         return cursor.lastrowid
 
-    def record_shadow(self, request_id, outcome, prediction, latency_ms):
-        """Insert the candidate's answer to a mirrored prediction; a shadow is best effort,
-        so a failure is logged and counted, never raised."""
-        try:
-            self.connect().execute(
-                "INSERT INTO shadows (request_id, created_at, outcome, prediction, latency_ms)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (request_id, utc_now(), outcome,
-                 None if prediction is None else json.dumps(prediction), latency_ms),
-            )
-        except sqlite3.Error:
-            log.exception("could not record the shadow of request %s", request_id)
-
-    def latest_predictions(self, limit):
-        """The latest limit predictions served, as (request_id, prediction, latency_ms),
-        and the latest limit shadows, as (request_id, outcome, prediction, latency_ms)."""
-        try:
-            conn = self.connect()
-            served = conn.execute(
-                "SELECT request_id, prediction, latency_ms FROM records"
-                " WHERE outcome = 'predicted' ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-            shadows = conn.execute(
-                "SELECT request_id, outcome, prediction, latency_ms FROM shadows"
-                " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        except sqlite3.Error as exc:
-            log.exception("could not read the predictions")
-            raise StorageUnavailable("read the predictions") from exc
-        return (
-            [(row[0], json.loads(row[1]), row[2]) for row in served],
-            [(row[0], row[1], row[2] and json.loads(row[2]), row[3]) for row in shadows],
+    def _insert_shadow(self, row):
+        self.connect().execute(
+            "INSERT INTO shadows (request_id, created_at, outcome, prediction, latency_ms)"
+            " VALUES (:request_id, :created_at, :outcome, :prediction, :latency_ms)",
+            {**row, "created_at": timestamp(row["created_at"]),
+             "prediction": dumps(row["prediction"])},
         )
 
-    def page(self, limit, before_id=None):
-        """Return up to limit rows, newest first, with ids below before_id when given;
-        raise StorageUnavailable when they cannot be read."""
-        records, _ = self.bounded_page(limit, before_id)
-        return records
+    def _latest(self, limit):
+        conn = self.connect()
+        served = conn.execute(LATEST_SERVED.format(p="?"), (limit,)).fetchall()
+        shadows = conn.execute(LATEST_SHADOWS.format(p="?"), (limit,)).fetchall()
+        return (
+            [(row[0], json.loads(row[1]), row[2]) for row in served],
+            [(row[0], row[1], loads(row[2]), row[3]) for row in shadows],
+        )
 
-    def bounded_page(self, limit, before_id=None, max_bytes=None):
-        """Return page()'s rows, stopping before the one that would take the page, as
-        JSON in UTF-8, past max_bytes (one row at least), and whether it stopped so.
-
-        Rows are read one at a time, so a page of large rows is never all in memory.
-        """
-        query = f"SELECT {COLUMNS} FROM records"
-        params = []
-        if before_id is not None:
-            query += " WHERE id < ?"
-            params.append(before_id)
-        query += " ORDER BY id DESC LIMIT ?"
-        params.append(limit)
-        records, size = [], PAGE_ENVELOPE_BYTES
+    @contextlib.contextmanager
+    def _newest_records(self, limit, before_id):
+        cursor = self.connect().execute(*newest_records_query(limit, before_id, "?"))
         try:
-            cursor = self.connect().execute(query, params)
-            try:
-                for row in cursor:
-                    record = self._row_to_dict(row)
-                    if max_bytes is not None:
-                        # Python's default separators (", ", ": ") are wider than the
-                        # compact ones Flask answers with: the page is at most this size.
-                        size += len(json.dumps(record, ensure_ascii=False).encode()) + 2
-                        if records and size > max_bytes:
-                            return records, True
-                    records.append(record)
-            finally:
-                cursor.close()  # ends the read at once when the page stops early
-        except sqlite3.Error as exc:
-            log.exception("could not read the records")
-            raise StorageUnavailable("read the records") from exc
-        return records, False
+            yield (self._row_to_dict(row) for row in cursor)
+        finally:
+            cursor.close()  # ends the read at once when the page stops early
 
-    def check_writable(self, min_free_bytes=0):
+    def _probe_write(self, min_free_bytes):
         """Raise sqlite3.Error unless a write can be committed now, with room for more."""
         stats = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
         free = stats.f_bavail * stats.f_frsize
@@ -279,13 +192,20 @@ class LogStore:
             )
         self.connect().execute(
             "INSERT OR REPLACE INTO readiness_probe (id, checked_at) VALUES (1, ?)",
-            (utc_now(),),
+            (timestamp(utc_now()),),
         )
 
     @staticmethod
     def _row_to_dict(row):
         record = dict(row)
         record["forward_to_model"] = bool(record["forward_to_model"])
-        if record["prediction"] is not None:
-            record["prediction"] = json.loads(record["prediction"])
+        record["prediction"] = loads(record["prediction"])
         return record
+
+
+def dumps(prediction):
+    return None if prediction is None else json.dumps(prediction)
+
+
+def loads(column):
+    return None if column is None else json.loads(column)
