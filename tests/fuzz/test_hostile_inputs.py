@@ -291,8 +291,10 @@ HOSTILE = [
     Hostile("nested-object-100k", deep_object),
     Hostile("object-10k-fields", many_fields, status=422),
     Hostile("invalid-utf8", with_text(b'{"{field}": "cat \xff\xfe\xc3\x28 dog"}'), status=400),
-    Hostile("nul-escaped-in-string", with_text(b'{"{field}": "a\\u0000b"}'),
-            accepted_by=("data", "input"), check_accepted=kept_as("a\x00b")),
+    # A prediction's input may hold NUL; an input to record may not: PostgreSQL's text
+    # cannot, and both stores take the same inputs.
+    Hostile("nul-escaped-in-string", with_text(b'{"{field}": "a\\u0000b"}'), status=422,
+            accepted_by=("input",), check_accepted=kept_as("a\x00b")),
     Hostile("nul-raw-in-string", with_text(b'{"{field}": "a\x00b"}'), status=400),
     Hostile("nul-raw-between-tokens", with_text(b'{"{field}":\x00"ab"}'), status=400),
     Hostile("content-type-text-plain", content_type("text/plain"), status=415),
