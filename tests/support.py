@@ -311,7 +311,7 @@ class SteadyClient:
 
     Bounded in count and time; use as a context manager. With resend_closed, a request
     whose keep-alive connection was closed before any answer is sent again (see
-    post_resending), and counted in resent.
+    post_resending), and counted in resent. acknowledged: the X-Request-ID of each 200.
     """
 
     def __init__(self, url, body, max_requests=5000, max_seconds=90, headers=None,
@@ -319,7 +319,7 @@ class SteadyClient:
         self.url, self.body, self.headers = url, body, headers
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.resend_closed = resend_closed
-        self.statuses, self.failures, self.resent = [], [], []
+        self.statuses, self.failures, self.resent, self.acknowledged = [], [], [], []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -338,6 +338,8 @@ class SteadyClient:
                         response = session.post(self.url, json=self.body,
                                                 headers=self.headers, timeout=15)
                     self.statuses.append(response.status_code)
+                    if response.status_code == 200:
+                        self.acknowledged.append(response.headers.get("X-Request-ID"))
                 except requests.RequestException as exc:
                     self.failures.append(repr(exc))
 

@@ -66,6 +66,7 @@ def published(container_id):
 # The override that publishes the logger's and the predictors' debugging ports.
 DEBUG_OVERRIDE = "docker-compose.debug.yml"
 KEYS_OVERRIDE = "docker-compose.keys.yml"
+POSTGRES_OVERRIDE = "docker-compose.postgres.yml"
 
 
 class Compose:
@@ -73,22 +74,26 @@ class Compose:
 
     With debug, the stack of docker-compose.yml and DEBUG_OVERRIDE, whose debugging ports
     are moved to free loopback ports too; with keys_dir, KEYS_OVERRIDE with the key store
-    of that folder; without either, docker-compose.yml alone. With monitoring, its
-    `monitoring` profile too, Prometheus published on a free port.
+    of that folder; with postgres_password_file, POSTGRES_OVERRIDE with that password;
+    without any, docker-compose.yml alone. With monitoring, its `monitoring` profile too,
+    Prometheus published on a free port.
     """
 
-    def __init__(self, debug=False, keys_dir=None, monitoring=False):
+    def __init__(self, debug=False, keys_dir=None, monitoring=False,
+                 postgres_password_file=None):
         self.project = f"mlgw-test-{uuid.uuid4().hex[:8]}"
         self.gateway_port = free_port()
         files = ["docker-compose.yml", *([DEBUG_OVERRIDE] if debug else []),
-                 *([KEYS_OVERRIDE] if keys_dir else [])]
+                 *([KEYS_OVERRIDE] if keys_dir else []),
+                 *([POSTGRES_OVERRIDE] if postgres_password_file else [])]
         # The gateway's other settings are left to their defaults, and the debugging ports
         # to this stack's choice: none of them taken from this shell.
         host = {name: value for name, value in os.environ.items()
                 if name not in ("GATEWAY_RATE_LIMIT", "GATEWAY_RATE_BURST",
                                 "GATEWAY_PUBLISH_ADDRESS", "GATEWAY_API_KEYS_DIR",
                                 "LOGGER_DEBUG_PORT", "PREDICTOR_DEBUG_PORTS",
-                                "COMPOSE_PROFILES", "PROMETHEUS_PUBLISH_PORT")}
+                                "COMPOSE_PROFILES", "PROMETHEUS_PUBLISH_PORT",
+                                "POSTGRES_PASSWORD_FILE")}
         self.env = {
             **host,
             # In the environment, not as -f options: the documented commands that a test
@@ -101,6 +106,8 @@ class Compose:
         }
         if keys_dir:
             self.env["GATEWAY_API_KEYS_DIR"] = str(keys_dir)
+        if postgres_password_file:
+            self.env["POSTGRES_PASSWORD_FILE"] = str(postgres_password_file)
         if monitoring:
             self.env["COMPOSE_PROFILES"] = "monitoring"
             self.env["PROMETHEUS_PUBLISH_PORT"] = str(free_port())

@@ -19,6 +19,7 @@ from tests.support import ROOT
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DEBUG_OVERRIDE = ROOT / "docker-compose.debug.yml"
 KEYS_OVERRIDE = ROOT / "docker-compose.keys.yml"
+POSTGRES_OVERRIDE = ROOT / "docker-compose.postgres.yml"
 SERVICE_IMAGE_FOLDERS = ("logger_service", "predictor_service", "servicekit")
 # What the gateway-metrics image builds from, in the same context.
 GATEWAY_METRICS_FILES = {"gateway/__init__.py", "gateway/access_metrics.py",
@@ -32,8 +33,8 @@ def compose_services(path=COMPOSE_FILE):
     return yaml.safe_load(path.read_text())["services"]
 
 
-@pytest.mark.parametrize("path", [COMPOSE_FILE, DEBUG_OVERRIDE, KEYS_OVERRIDE, SWARM_STACK],
-                         ids=lambda path: path.name)
+@pytest.mark.parametrize("path", [COMPOSE_FILE, DEBUG_OVERRIDE, KEYS_OVERRIDE,
+                                  POSTGRES_OVERRIDE, SWARM_STACK], ids=lambda path: path.name)
 def test_compose_file_validates_against_the_compose_specification(path):
     check = Path(sys.executable).with_name("check-jsonschema")
 
