@@ -285,6 +285,14 @@ def run_example(command, base_url, target_url):
     return json.loads(result.stdout)
 
 
+def dockerfile_instructions(path):
+    """A Dockerfile's instructions, as (KEYWORD, arguments), continuation lines joined."""
+    lines = [line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1])
+            for line in joined.splitlines() if line.strip()]
+
+
 def closed_before_answer(exc):
     """Whether a request failed because its reused keep-alive connection was closed
     before any answer came: Nginx's old workers close their idle connections as a reload

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from docker.utils.build import exclude_paths
 
-from tests.support import ROOT
+from tests.support import ROOT, dockerfile_instructions
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DEBUG_OVERRIDE = ROOT / "docker-compose.debug.yml"
@@ -128,14 +128,6 @@ def test_images_build_from_the_two_services_servicekit_and_the_metrics_module_on
     # (tests/compose/test_stack.py looks inside the images).
     dockerfiles = {path for path in code if Path(path).name == "Dockerfile"}
     assert context == code - dockerfiles | {build["dockerfile"], ".dockerignore"}
-
-
-def dockerfile_instructions(path):
-    """A Dockerfile's instructions, as (KEYWORD, arguments), continuation lines joined."""
-    lines = [line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")]
-    joined = re.sub(r"\\\n", " ", "\n".join(lines))
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1])
-            for line in joined.splitlines() if line.strip()]
 
 
 def test_the_gateway_image_context_holds_what_its_dockerfile_copies_and_nothing_else(tmp_path):
