@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.run import FORWARD, PROCESS, SINGLE, wrk
+from bench.run import FORWARD, PROCESS, SINGLE, process_tree, wrk
 from gateway.layout import Layout
 from gateway.runner import LocalStack
 from logger_service.store import PostgresStore
@@ -46,23 +46,6 @@ INSERT = """INSERT INTO records (request_id, client_id, trace_id, created_at, da
 # A part is sized to run at most this busy, for bursts and a replica lost.
 UTILISATION = 0.6
 TARGETS = (1_000, 10_000, 100_000)
-
-
-def process_tree(root_pid):
-    """The pids of a process and all its descendants, from /proc."""
-    children = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except OSError:  # gone meanwhile
-            continue
-        children.setdefault(parent, []).append(int(stat.parent.name))
-    found, pending = [], [root_pid]
-    while pending:
-        pid = pending.pop()
-        found.append(pid)
-        pending.extend(children.get(pid, []))
-    return found
 
 
 def part_of(pid):

@@ -27,14 +27,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.peers import servers
 from gateway import keys, render
 from gateway.layout import ROOT, Layout
-from gateway.ports import free_port
+from gateway.ports import free_port, free_port_range
 from gateway.runner import LocalStack
 
 LUA = ROOT / "bench" / "post.lua"
 DOCS = ROOT / "docs"
-SINGLE = json.dumps({"input": "my cat sleeps on the warm laptop"})
+SINGLE_TEXT = "my cat sleeps on the warm laptop"
+SINGLE = json.dumps({"input": SINGLE_TEXT})
 BATCH_SIZE = 32
 BATCH = json.dumps(
     {"inputs": [f"my cat number {n} sleeps on the laptop" for n in range(BATCH_SIZE)]}
@@ -44,6 +46,11 @@ UNDER_ATTACK = "/predict, a bystander under attack 2 (1 connection)"
 UNKEYED = "/predict gateway, 3 replicas"
 KEYED = "/predict gateway, 3 replicas, API key"
 UNMETERED = "/predict gateway, 3 replicas, no gateway metrics"
+CEILING = "ceiling: do-nothing Flask, 3 replicas behind Nginx"
+# The production model servers (bench/peers/), each serving the same artifact direct,
+# as its documentation recommends for throughput, and the lab's FastAPI app.
+PEERS = {"mlserver": "MLServer", "bentoml": "BentoML", "litserve": "LitServe",
+         "fastapi": "FastAPI"}
 FORWARD = json.dumps({"data": "my cat sleeps on the warm laptop", "forward_to_model": True})
 
 
@@ -106,51 +113,133 @@ def wrk(url, body, seconds, connections, api_key=None):
     return Result(rps, latency(50), latency(99), errors, requests)
 
 
+def wait_answering(url, process, log_path, timeout=60):
+    """Wait until url answers 200, failing with the process's log if it exits or never does."""
+    deadline = time.monotonic() + timeout
+    while subprocess.run(["curl", "-fs", "-o", "/dev/null", url]).returncode != 0:
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"{url} did not answer: {log_path.read_text()}")
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
-def peer_behind_nginx(tmp):
-    """The FastAPI peer (2 uvicorn workers) and an Nginx with the gateway's configuration."""
-    peer_port = free_port()
-    log = open(tmp / "peer.log", "wb")
-    peer = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench.peers.fastapi_predictor:app",
-         "--host", "127.0.0.1", "--port", str(peer_port), "--workers", "2", "--no-access-log"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    layout = Layout(predictors=1, port=free_port(), internal_port=free_port(),
-                    logger_port=free_port(),
-                    predictor_base_port=peer_port, run_dir=tmp / "peer-nginx",
-                    rate_limit_enabled=False)
-    render.write_all(layout, render.find_nginx())
-    nginx = subprocess.Popen(
-        [render.find_nginx(), "-p", str(layout.nginx_dir), "-c",
-         str(layout.nginx_dir / "nginx.conf"), "-e", "stderr"],
-        stdout=subprocess.DEVNULL, stderr=open(tmp / "peer-nginx.log", "wb"),
-        start_new_session=True,
-    )
+def stopped_at_exit(processes):
+    """Stop each process's group (SIGTERM) and wait for it, however the block ends."""
     try:
-        deadline = time.monotonic() + 60
-        while subprocess.run(["curl", "-fs", "-o", "/dev/null", f"http://127.0.0.1:{peer_port}/health"]
-                             ).returncode != 0:
-            if time.monotonic() > deadline or peer.poll() is not None:
-                raise RuntimeError(f"the peer did not start: {(tmp / 'peer.log').read_text()}")
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{peer_port}", f"http://127.0.0.1:{layout.port}"
+        yield processes
     finally:
-        for process in (nginx, peer):
+        for process in processes:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
 
 
-def scenarios(stacks, peer_direct, peer_gateway, api_key):
+@contextlib.contextmanager
+def gateway_in_front(tmp, name, base_port, replicas):
+    """An Nginx with the gateway's configuration (rate limit off) in front of replicas
+    on base_port, base_port + 1, ...: its URL."""
+    layout = Layout(predictors=replicas, port=free_port(), internal_port=free_port(),
+                    logger_port=free_port(), predictor_base_port=base_port,
+                    run_dir=tmp / f"{name}-nginx", rate_limit_enabled=False)
+    render.write_all(layout, render.find_nginx())
+    log_path = tmp / f"{name}-nginx.log"
+    nginx = subprocess.Popen(
+        [render.find_nginx(), "-p", str(layout.nginx_dir), "-c",
+         str(layout.nginx_dir / "nginx.conf"), "-e", "stderr"],
+        stdout=subprocess.DEVNULL, stderr=open(log_path, "wb"), start_new_session=True,
+    )
+    with stopped_at_exit([nginx]):
+        url = f"http://127.0.0.1:{layout.port}"
+        wait_answering(f"{url}/health", nginx, log_path)  # Nginx answers it itself
+        yield url
+
+
+@contextlib.contextmanager
+def peers_running(tmp):
+    """Every peer of bench/peers/servers.py in its own venv on a port of its own, each
+    checked to answer a fixed text as ours does: {name: (RunningPeer, port)}."""
+    with contextlib.ExitStack() as started:
+        running = {}
+        for name in PEERS:
+            servers.ensure_venv(name)
+            port = free_port()
+            peer = started.enter_context(servers.start(name, port, tmp / f"peer-{name}.log"))
+            servers.check(name, peer.url)
+            running[name] = peer, port
+        yield running
+
+
+def process_tree(root_pid):
+    """The pids of a process and all its descendants, from /proc."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:  # gone meanwhile
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, pending = [], [root_pid]
+    while pending:
+        pid = pending.pop()
+        found.append(pid)
+        pending.extend(children.get(pid, []))
+    return found
+
+
+def peer_of(scenario):
+    """The peer a scenario measures ("peer <Label> ..."), or None for the stack's own."""
+    by_label = {label: name for name, label in PEERS.items()}
+    words = scenario.split()
+    return by_label.get(words[1]) if words[0] == "peer" else None
+
+
+def only_awake(peers, awake):
+    """Freeze (SIGSTOP) every peer's processes but those of the peer named awake, which
+    continue (SIGCONT); awake=ALL_PEERS wakes them all. An idle peer is not idle to the
+    machine: LitServe's workers poll their queues, a quarter of a core here, which would
+    otherwise be taken from whatever is measured."""
+    for name, (peer, _) in peers.items():
+        wake = awake is ALL_PEERS or name == awake
+        for pid in process_tree(peer.process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT if wake else signal.SIGSTOP)
+
+
+ALL_PEERS = object()
+
+
+@contextlib.contextmanager
+def ceiling_behind_nginx(tmp, replicas=3):
+    """The ceiling (bench/ceiling.py) as replicas under the predictor's own gunicorn
+    settings, behind an Nginx with the gateway's configuration: its URL."""
+    base_port = free_port_range(replicas)
+    replicas_started = []
+    with stopped_at_exit(replicas_started):
+        for port in range(base_port, base_port + replicas):
+            log_path = tmp / f"ceiling-{port}.log"
+            env = {**os.environ, "PREDICTOR_BIND": f"127.0.0.1:{port}",
+                   "PREDICTOR_METRICS_BIND": f"127.0.0.1:{free_port()}"}
+            replicas_started.append(subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "predictor_service/gunicorn.conf.py",
+                 "bench.ceiling:app"], cwd=ROOT, env=env, stdout=open(log_path, "wb"),
+                stderr=subprocess.STDOUT, start_new_session=True))
+            wait_answering(f"http://127.0.0.1:{port}/ready", replicas_started[-1], log_path)
+        with gateway_in_front(tmp, "ceiling", base_port, replicas) as gateway:
+            yield gateway
+
+
+def scenarios(stacks, peers, peer_gateway, api_key, ceiling):
     """(name, url, body, connections, api key) of every scenario."""
     one, three, single, unbatched, keyed, unmetered = (
         stacks[k] for k in ("one", "three", "single", "unbatched", "keyed", "unmetered"))
     replica = f"http://127.0.0.1:{one.predictor_ports[0]}"
+    fastapi, _ = peers["fastapi"]
     return [(*scenario, None) for scenario in [
         ("gateway /health (ceiling)", f"{three.url}/health", None, 64),
         ("/predict direct, 1 replica", f"{replica}/predict", SINGLE, 64),
+        ("/predict direct, 1 replica, 8 connections", f"{replica}/predict", SINGLE, 8),
         ("/predict gateway, same replica", f"{one.url}/predict", SINGLE, 64),
-        ("/predict gateway, 3 replicas", f"{three.url}/predict", SINGLE, 64),
+        (UNKEYED, f"{three.url}/predict", SINGLE, 64),
+        (f"{UNKEYED}, 8 connections", f"{three.url}/predict", SINGLE, 8),
         (UNMETERED, f"{unmetered.url}/predict", SINGLE, 64),
         ("/predict gateway, 1 gunicorn x3", f"{single.url}/predict", SINGLE, 64),
         ("/predict gateway, no batching", f"{unbatched.url}/predict", SINGLE, 64),
@@ -159,11 +248,21 @@ def scenarios(stacks, peer_direct, peer_gateway, api_key):
         ("/process, no forwarding", f"{three.url}/process", PROCESS, 64),
         ("/process, forwarding", f"{three.url}/process", FORWARD, 64),
         (f"/predict batch of {BATCH_SIZE} (predictions/s)", f"{three.url}/predict", BATCH, 64),
-        ("peer FastAPI direct", f"{peer_direct}/predict", SINGLE, 64),
+        *[(peer_scenario(name, connections), peer.predict_url,
+           servers.body(name, SINGLE_TEXT).decode(), connections)
+          for name, (peer, _) in peers.items() for connections in (64, 8)],
+        (peer_scenario("fastapi", 1), fastapi.predict_url, SINGLE, 1),
         ("peer FastAPI behind Nginx", f"{peer_gateway}/predict", SINGLE, 64),
+        (CEILING, f"{ceiling}/predict", SINGLE, 64),
     ]] + [
         ("/predict gateway, 3 replicas, API key", f"{keyed.url}/predict", SINGLE, 64, api_key),
     ]
+
+
+def peer_scenario(name, connections):
+    """The name of a peer's scenario: direct, at that many connections."""
+    suffix = "" if connections == 64 else f", {connections} connection{'s' * (connections > 1)}"
+    return f"peer {PEERS[name]} direct{suffix}"
 
 
 def bystander_under_attack(stack, seconds):
@@ -236,6 +335,9 @@ def targets(medians, cpu, nginx_cpu):
          rps("/process, forwarding") / rps("/predict gateway, 3 replicas"), ">= 0.5"),
         ("the peer: our /predict / FastAPI, both behind Nginx",
          rps("/predict gateway, 3 replicas") / rps("peer FastAPI behind Nginx"), ">= 1.3"),
+        # How close /predict comes to what Flask under gunicorn behind Nginx can do at all.
+        ("the ceiling: /predict through the gateway / do-nothing Flask, both 3 replicas",
+         rps(UNKEYED) / rps(CEILING), ">= 0.75"),
         ("p99 of /predict through the gateway at 64 connections (ms)", p99, "< 50"),
         ("batching's cost to a lone request, p50 at 1 connection (ms)", latency_cost, "<= 1"),
         ("API keys: /predict with a key / without keys, 3 replicas",
@@ -244,12 +346,21 @@ def targets(medians, cpu, nginx_cpu):
         ("API keys: Nginx's extra CPU per /predict / the stack's CPU per /predict",
          (nginx_cpu[KEYED] - nginx_cpu[UNKEYED]) / cpu[UNKEYED], "<= 0.05"),
         ("a bystander's p50 under attack 2 (ms)", medians[UNDER_ATTACK].p50, "< 500"),
+        # A lone client waits no longer on us than on the lab's FastAPI app.
+        ("a lone request: FastAPI's p50 / ours through the gateway, 1 connection",
+         medians[peer_scenario("fastapi", 1)].p50 / medians["/predict gateway, 1 connection"].p50,
+         ">= 1"),
         # Nginx's line per answer and the process that counts it (gateway/access_metrics.py).
         ("gateway metrics: /predict with them / without them, 3 replicas",
          rps(UNKEYED) / rps(UNMETERED), ">= 0.97"),
         ("gateway metrics: the stack's extra CPU per /predict / its CPU without them",
          (cpu[UNKEYED] - cpu[UNMETERED]) / cpu[UNMETERED], "<= 0.03"),
     ]
+    # Issue 15: half again as fast as every peer, under load and at 8 connections.
+    for name, label in PEERS.items():
+        for connections, ours in ((64, UNKEYED), (8, f"{UNKEYED}, 8 connections")):
+            rows.append((f"/predict through the gateway / {label} direct, {connections} conn.",
+                         rps(ours) / rps(peer_scenario(name, connections)), ">= 1.5"))
     compare = {">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
     def met(value, goal):
@@ -319,9 +430,15 @@ def main():
         }
         for stack in stacks.values():
             running.enter_context(stack)
-        peer_direct, peer_gateway = running.enter_context(peer_behind_nginx(tmp))
-        runs = scenarios(stacks, peer_direct, peer_gateway, api_key)
-        for _, url, body, connections, key in runs:  # warm-up
+        peers = running.enter_context(peers_running(tmp))
+        peer_gateway = running.enter_context(
+            gateway_in_front(tmp, "peer", peers["fastapi"][1], replicas=1))
+        ceiling = running.enter_context(ceiling_behind_nginx(tmp))
+        runs = scenarios(stacks, peers, peer_gateway, api_key, ceiling)
+        # Woken again before the peers are stopped, which a frozen process would ignore.
+        running.callback(only_awake, peers, ALL_PEERS)
+        for name, url, body, connections, key in runs:  # warm-up
+            only_awake(peers, peer_of(name))
             wrk(url, body, 1, connections, key)
         # CPU time per request of the whole stack, for what one feature costs: steadier
         # than requests/s on a VM whose cores are shared.
@@ -330,6 +447,7 @@ def main():
         cpu_per_request, nginx_per_request = {}, {}
         for run in range(args.runs):
             for name, url, body, connections, key in runs:
+                only_awake(peers, peer_of(name))
                 measured = measured_cpu.get(name)
                 if measured:
                     before = (stack_cpu_seconds(measured), stack_cpu_seconds(measured, True))
@@ -341,6 +459,7 @@ def main():
                     cpu_per_request.setdefault(name, []).append(used[0] / result.requests)
                     nginx_per_request.setdefault(name, []).append(used[1] / result.requests)
                 print(f"run {run + 1}/{args.runs}: {name}", file=sys.stderr, flush=True)
+            only_awake(peers, None)
             results.setdefault(UNDER_ATTACK, []).append(
                 bystander_under_attack(stacks["guarded"], args.seconds))
             print(f"run {run + 1}/{args.runs}: {UNDER_ATTACK}", file=sys.stderr, flush=True)

@@ -1,7 +1,7 @@
 """The teaching lab's predictor on FastAPI + uvicorn, serving the project's own artifact.
 
     uvicorn bench.peers.fastapi_predictor:app --host 127.0.0.1 --port 8011 \
-        --workers 2 --no-access-log
+        --workers 2
 
 The benchmark's peer: the stack a user of the lab would pick, written the way the lab
 writes it (async handlers calling the model directly, no threadpool, no batching).
