@@ -66,22 +66,17 @@ class Result:
 def stack_cpu_seconds(stack, nginx_only=False):
     """CPU time (user + system) used so far by every process of a stack (the runner's
     descendants, Nginx and each gunicorn), or by its Nginx alone, read from /proc."""
-    children = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    if nginx_only:
+        pids = process_tree(int((stack.layout.nginx_dir / "nginx.pid").read_text()))
+    else:
+        pids = process_tree(stack.process.pid)[1:]  # not the runner itself
+    ticks = 0
+    for pid in pids:
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # gone meanwhile
             continue
-        children.setdefault(int(fields[1]), []).append((int(stat.parent.name), fields))
-    ticks, pending = 0, [stack.process.pid]
-    if nginx_only:
-        master = int((stack.layout.nginx_dir / "nginx.pid").read_text())
-        fields = Path(f"/proc/{master}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks, pending = int(fields[11]) + int(fields[12]), [master]
-    while pending:
-        for pid, fields in children.get(pending.pop(), []):
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-            pending.append(pid)
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
