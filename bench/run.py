@@ -47,6 +47,9 @@ UNKEYED = "/predict gateway, 3 replicas"
 KEYED = "/predict gateway, 3 replicas, API key"
 UNMETERED = "/predict gateway, 3 replicas, no gateway metrics"
 CEILING = "ceiling: do-nothing Flask, 3 replicas behind Nginx"
+# Ours with scikit-learn's own predict_proba instead of the compiled pipeline: how much of
+# the lead over the peers, which call predict_proba, is the model's arithmetic.
+PIPELINE = "/predict gateway, 3 replicas, PREDICTOR_INFERENCE=pipeline"
 # The production model servers (bench/peers/), each serving the same artifact direct,
 # as its documentation recommends for throughput, and the lab's FastAPI app.
 PEERS = {"mlserver": "MLServer", "bentoml": "BentoML", "litserve": "LitServe",
@@ -224,8 +227,9 @@ def ceiling_behind_nginx(tmp, replicas=3):
 
 def scenarios(stacks, peers, peer_gateway, api_key, ceiling):
     """(name, url, body, connections, api key) of every scenario."""
-    one, three, single, unbatched, keyed, unmetered = (
-        stacks[k] for k in ("one", "three", "single", "unbatched", "keyed", "unmetered"))
+    one, three, single, unbatched, keyed, unmetered, pipeline = (
+        stacks[k] for k in ("one", "three", "single", "unbatched", "keyed", "unmetered",
+                            "pipeline"))
     replica = f"http://127.0.0.1:{one.predictor_ports[0]}"
     fastapi, _ = peers["fastapi"]
     return [(*scenario, None) for scenario in [
@@ -236,6 +240,8 @@ def scenarios(stacks, peers, peer_gateway, api_key, ceiling):
         (UNKEYED, f"{three.url}/predict", SINGLE, 64),
         (f"{UNKEYED}, 8 connections", f"{three.url}/predict", SINGLE, 8),
         (UNMETERED, f"{unmetered.url}/predict", SINGLE, 64),
+        (PIPELINE, f"{pipeline.url}/predict", SINGLE, 64),
+        (f"{PIPELINE}, 8 connections", f"{pipeline.url}/predict", SINGLE, 8),
         ("/predict gateway, 1 gunicorn x3", f"{single.url}/predict", SINGLE, 64),
         ("/predict gateway, no batching", f"{unbatched.url}/predict", SINGLE, 64),
         ("/predict gateway, 1 connection", f"{three.url}/predict", SINGLE, 1),
@@ -422,6 +428,7 @@ def main():
             "single": stack("single", predictors=1, predictor_workers=3),
             "unbatched": stack("unbatched", {"PREDICTOR_BATCHING": "off"}, predictors=3),
             "unmetered": stack("unmetered", predictors=3, access_metrics=False),
+            "pipeline": stack("pipeline", {"PREDICTOR_INFERENCE": "pipeline"}, predictors=3),
         }
         for stack in stacks.values():
             running.enter_context(stack)

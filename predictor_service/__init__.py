@@ -17,6 +17,7 @@ from .repository import Repository
 from .serving import ArtifactSource, RepositorySource, ServedModels
 
 HOSTNAME = socket.gethostname()
+INFERENCE_MODES = ("compiled", "pipeline")
 
 
 def create_app(test_config=None):
@@ -25,6 +26,9 @@ def create_app(test_config=None):
     app.config.from_object(Config)
     if test_config:
         app.config.update(test_config)
+    if app.config["INFERENCE"] not in INFERENCE_MODES:
+        raise ValueError(f"PREDICTOR_INFERENCE must be one of {', '.join(INFERENCE_MODES)},"
+                         f" not {app.config['INFERENCE']!r}")
     init_app(app, [routes.blp, routes.probes])
     app.register_blueprint(inference_protocol.bp)
 
@@ -43,7 +47,8 @@ def create_app(test_config=None):
     admission = Admission(app.config["MAX_QUEUED_CHARS"])
     models = ServedModels(
         source,
-        lambda artifact: ModelHolder(artifact, batcher_factory, admission),
+        lambda artifact: ModelHolder(artifact, batcher_factory, admission,
+                                    app.config["INFERENCE"] == "compiled"),
         app.config["REPOSITORY_POLL_SECONDS"],
     )
     app.extensions["models"] = models  # views reach it through serving.get_models()

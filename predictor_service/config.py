@@ -31,6 +31,11 @@ class Config(ApiConfig):
     MIN_ACCURACY = float(os.environ.get("PREDICTOR_MIN_ACCURACY", "0.80"))
     # Names this instance in the X-Served-By header; defaults to hostname:port.
     INSTANCE_ID = os.environ.get("PREDICTOR_INSTANCE_ID", "")
+    # How the model computes: "compiled", its fitted arithmetic without scikit-learn's
+    # per-call overhead and with the same probabilities (compiled.py), or "pipeline",
+    # scikit-learn's own predict_proba. A pipeline of a shape compiled.py does not know
+    # is called as it is either way.
+    INFERENCE = os.environ.get("PREDICTOR_INFERENCE", "compiled")
     # Adaptive micro-batching of concurrent requests in each worker (batching.py).
     BATCHING = os.environ.get("PREDICTOR_BATCHING", "on") == "on"
     # The most texts one model call gathers from several requests; a request is never
