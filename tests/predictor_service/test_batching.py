@@ -83,6 +83,46 @@ def test_a_lone_request_is_not_held_back():
     assert model.calls == [1, 1, 1]
 
 
+def test_a_request_to_an_idle_worker_is_computed_on_its_own_thread():
+    threads = []
+
+    def model(texts):
+        threads.append(threading.get_ident())
+        return [text.upper() for text in texts]
+
+    batcher = MicroBatcher(model, max_wait=3600)
+
+    assert batcher.predict(["alone"]) == ["ALONE"]
+    # No hand-off to the batching thread, and none of its wait for company.
+    assert threads == [threading.get_ident()]
+    assert batcher.handed == 0
+
+
+def test_while_the_model_runs_on_a_requests_thread_the_others_queue_and_share_a_call():
+    calls, running, gate = [], threading.Event(), threading.Event()
+
+    def held_model(texts):
+        calls.append((threading.get_ident(), texts))
+        if len(calls) == 1:
+            running.set()
+            gate.wait(30)
+        return [text.upper() for text in texts]
+
+    batcher = MicroBatcher(held_model, max_wait=0)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        first = pool.submit(lambda: (threading.get_ident(), batcher.predict(["first"])))
+        assert running.wait(30)
+        queued = [pool.submit(batcher.predict, [f"q{n}"]) for n in range(3)]
+        wait_until(lambda: batcher.handed == 3, what="three requests queued")
+        gate.set()
+        caller, answer = first.result(30)
+        assert answer == ["FIRST"]
+        assert [f.result(30) for f in queued] == [["Q0"], ["Q1"], ["Q2"]]
+
+    assert calls[0] == (caller, ["first"])  # on its own thread
+    assert [texts for _, texts in calls[1:]] == [["q0", "q1", "q2"]]  # one call for the rest
+
+
 def test_under_load_a_batch_waits_for_as_many_requests_as_the_previous_one_held():
     model = SlowModel(delay=0)
     running, gate = threading.Event(), threading.Event()
@@ -94,11 +134,11 @@ def test_under_load_a_batch_waits_for_as_many_requests_as_the_previous_one_held(
 
     batcher = MicroBatcher(held_model, max_wait=3600)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        # The first call holds the batcher while three requests queue up behind it.
+        # The first call holds the model while three requests queue up behind it.
         first = pool.submit(batcher.predict, ["first"])
         assert running.wait(30)
         queued = [pool.submit(batcher.predict, [f"q{n}"]) for n in range(3)]
-        wait_until(lambda: batcher._queue.qsize() == 3, what="three requests queued")
+        wait_until(lambda: batcher.handed == 3, what="three requests queued")
         gate.set()
         assert [f.result(30) for f in [first, *queued]] == [["FIRST"], ["Q0"], ["Q1"], ["Q2"]]
         # Under load now (the last batch held 3): the next batch waits for 3 to join it,
@@ -128,9 +168,9 @@ def test_the_lightest_waiting_request_goes_first():
         first = pool.submit(batcher.predict, ["under way"])
         assert running.wait(30)
         heavy = [pool.submit(batcher.predict, ["h" * 10_000, f"heavy {n}"]) for n in range(2)]
-        wait_until(lambda: batcher._queue.qsize() == 2, what="two heavy requests queued")
+        wait_until(lambda: batcher.handed == 2, what="two heavy requests queued")
         light = pool.submit(batcher.predict, ["my cat", "my dog"])
-        wait_until(lambda: batcher._queue.qsize() == 3, what="the light one queued")
+        wait_until(lambda: batcher.handed == 3, what="the light one queued")
         gate.set()
         for future in [first, light, *heavy]:
             future.result(30)
