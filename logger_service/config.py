@@ -7,6 +7,9 @@ from servicekit.config import ApiConfig
 
 # Flask's instance folder for this package: instance/ beside it.
 DEFAULT_DB_PATH = Path(__file__).resolve().parent.parent / "instance" / "logger.sqlite3"
+# The most records one transaction commits (store/writer.py): what queued up during the
+# previous commit goes in the next, up to this many.
+GROUP_COMMIT_MAX_ROWS = 256
 
 
 class Config(ApiConfig):

@@ -4,7 +4,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from servicekit.metrics import LATENCY_BUCKETS, DiskSpaceCollector
 
-from .config import Config
+from .config import GROUP_COMMIT_MAX_ROWS, Config
 
 RECORDS = Counter(
     "logger_records_total", "Inputs committed to the database, by outcome.", ["outcome"],
@@ -13,7 +13,12 @@ RECORD_FAILURES = Counter(
     "logger_record_failures_total", "Inputs that could not be committed (answered 503).",
 )
 DB_WRITE = Histogram(
-    "logger_db_write_duration_seconds", "Time to commit one record.", buckets=LATENCY_BUCKETS,
+    "logger_db_write_duration_seconds",
+    "Time a request waited for its record to be committed.", buckets=LATENCY_BUCKETS,
+)
+COMMIT_ROWS = Histogram(
+    "logger_db_commit_rows", "Records committed together in one transaction.",
+    buckets=tuple(2**n for n in range(GROUP_COMMIT_MAX_ROWS.bit_length())),
 )
 FORWARDS = Histogram(
     "logger_forward_duration_seconds",

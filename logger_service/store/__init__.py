@@ -3,8 +3,10 @@
 - sqlite.py: an embedded SQLite file, the default; nothing to set up, one host, one replica.
 - postgres.py: PostgreSQL (LOGGER_DATABASE_URL), for any number of logger replicas.
 
-Both commit a record before /process answers, turn a database that cannot take it into
-StorageUnavailable (503), and page /logs identically.
+Both commit a record before /process answers, through the worker process's writer
+thread (writer.py), which commits the records waiting together, in one transaction;
+turn a database that cannot take it into StorageUnavailable (503); and page /logs
+identically.
 """
 
 from flask import current_app

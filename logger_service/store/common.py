@@ -1,9 +1,14 @@
 """What both stores share: the guarantees, the metrics and the shape of what they return.
 
-A subclass talks to its database through six methods (_create_schema, _insert_record,
+A subclass talks to its database through six methods (_create_schema, _insert_records,
 _insert_shadow, _latest, _newest_records, _probe_write) that raise its driver's errors,
 named in `errors`; this class turns those into StorageUnavailable, so that nothing a
 database did not commit is ever acknowledged.
+
+Records go through the process's writer (writer.py): each caller's row is committed in
+one transaction with whatever other rows are waiting (_insert_records), and record()
+returns once that transaction is committed. A shadow is inserted by its own thread,
+alone: it is best effort, and rare.
 """
 
 import json
@@ -13,7 +18,9 @@ from datetime import UTC, datetime
 
 from servicekit.errors import ServiceError
 
-from ..metrics import DB_WRITE, RECORD_FAILURES, RECORDS
+from ..config import GROUP_COMMIT_MAX_ROWS
+from ..metrics import COMMIT_ROWS, DB_WRITE, RECORD_FAILURES, RECORDS
+from .writer import GroupWriter, WriterUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +36,9 @@ LATEST_SERVED = ("SELECT request_id, prediction, latency_ms FROM records"
                  " WHERE outcome = 'predicted' ORDER BY id DESC LIMIT {p}")
 LATEST_SHADOWS = ("SELECT request_id, outcome, prediction, latency_ms FROM shadows"
                   " ORDER BY id DESC LIMIT {p}")
+# A record waits for the group being committed, then for its own: each turn may take the
+# busy timeout (SQLite's write lock; PostgreSQL's connection, then its statement).
+RECORD_WAIT_TURNS = 2
 
 
 class StorageUnavailable(ServiceError):
@@ -63,6 +73,19 @@ def timestamp(moment):
 class Store:
     errors = ()  # the exception classes of the subclass's driver
 
+    def __init__(self, busy_timeout):
+        self._writer = GroupWriter(
+            self._insert_records, self.is_unavailable,
+            timeout=RECORD_WAIT_TURNS * busy_timeout, max_rows=GROUP_COMMIT_MAX_ROWS,
+            on_commit=COMMIT_ROWS.observe,
+        )
+
+    @staticmethod
+    def is_unavailable(exc):
+        """Whether a driver's error says the database cannot take writes at all (down,
+        locked, full, read-only), rather than refusing one row."""
+        raise NotImplementedError
+
     def create_schema(self):
         """Bring the database's schema up to date; safe while other replicas do the same."""
         try:
@@ -74,17 +97,18 @@ class Store:
                client_id=None, trace_id=None):
         """Insert one request's row and return its id once it is committed.
 
+        The row is committed by the writer thread, together with the others waiting.
         Raise StorageUnavailable when it cannot be committed: nothing unstored is
         acknowledged.
         """
         started = time.perf_counter()
         try:
-            record_id = self._insert_record({
+            record_id = self._writer.write({
                 "request_id": request_id, "client_id": client_id, "trace_id": trace_id,
                 "created_at": utc_now(), "data": data, "forward_to_model": forward_to_model,
                 "outcome": outcome, "prediction": prediction, "latency_ms": latency_ms,
             })
-        except self.errors as exc:
+        except (*self.errors, WriterUnavailable) as exc:
             RECORD_FAILURES.inc()
             log.exception("could not record request %s", request_id)
             raise StorageUnavailable("record the input", str(exc)) from exc
@@ -148,4 +172,5 @@ class Store:
             raise StorageUnavailable("take writes", str(exc)) from exc
 
     def close(self):
-        """Let go of the database's connections (a no-op where there is nothing to close)."""
+        """Take no more records, commit those queued, then let go of the database."""
+        self._writer.close()

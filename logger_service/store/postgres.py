@@ -2,10 +2,12 @@
 
 psycopg 3 and its connection pool. Each worker process opens its own pool on first use
 (a pool's sockets and threads must not cross gunicorn's fork), of up to pool_size
-connections, one per worker thread; each is in autocommit, so that an INSERT is one round
-trip and one transaction, committed before record() returns. The pool checks a connection
-before lending it: after the database restarts, a stale connection is replaced, not used
-to fail a request.
+connections, one per worker thread; each is in autocommit. Records are committed by the
+process's writer thread (writer.py), on one connection at a time from the pool: the rows
+waiting, in one transaction (executemany, pipelined, each INSERT returning its id),
+committed before record() returns. A shadow's INSERT is a transaction of its own. The
+pool checks a connection before lending it: after the database restarts, a stale
+connection is replaced, not used to fail a request.
 
 The schema is versioned: migrations/NNNN_name.sql, applied in order and each noted in
 schema_migrations, in one transaction under an advisory lock, so that replicas starting
@@ -43,6 +45,17 @@ PAGE_FETCH_ROWS = 64
 # resources), and a probe's one-row update may still fit where a record does not: after
 # such an error, /ready stays false this long before the probe decides again.
 OUT_OF_ROOM_HOLD_SECONDS = 10.0
+# SQLSTATE classes of a database that cannot take writes at all, whatever the row:
+# connection exceptions, insufficient resources, operator intervention (a shutdown, a
+# statement timeout), system errors (I/O).
+UNAVAILABLE_CLASSES = frozenset({"08", "53", "57", "58"})
+INSERT_RECORD = (
+    "INSERT INTO records (request_id, client_id, trace_id, created_at, data,"
+    " forward_to_model, outcome, prediction, latency_ms)"
+    " VALUES (%(request_id)s, %(client_id)s, %(trace_id)s, %(created_at)s,"
+    " %(data)s, %(forward_to_model)s, %(outcome)s, %(prediction)s,"
+    " %(latency_ms)s) RETURNING id"
+)
 
 
 def migrations():
@@ -79,6 +92,12 @@ class PostgresStore(Store):
         self._schema_created = False
         self._closed = False
         self._out_of_room = None  # (when, the database's words) of the last class-53 error
+        super().__init__(timeout)
+
+    @staticmethod
+    def is_unavailable(exc):
+        return (isinstance(exc, psycopg.OperationalError)
+                or (getattr(exc, "sqlstate", None) or "")[:2] in UNAVAILABLE_CLASSES)
 
     def _create_schema(self):
         with psycopg.connect(self.url, **self._connect_kwargs) as conn:  # commits on exit
@@ -130,17 +149,19 @@ class PostgresStore(Store):
         conn.execute("SELECT set_config('statement_timeout', %s, false)",
                      (f"{round(self.timeout * 1000)}ms",))
 
-    def _insert_record(self, row):
+    def _insert_records(self, rows):
+        """Insert rows in one transaction and return their ids, in order, once committed."""
         try:
-            with self._connection() as conn:
-                return conn.execute(
-                    "INSERT INTO records (request_id, client_id, trace_id, created_at, data,"
-                    " forward_to_model, outcome, prediction, latency_ms)"
-                    " VALUES (%(request_id)s, %(client_id)s, %(trace_id)s, %(created_at)s,"
-                    " %(data)s, %(forward_to_model)s, %(outcome)s, %(prediction)s,"
-                    " %(latency_ms)s) RETURNING id",
-                    {**row, "prediction": jsonb(row["prediction"])},
-                ).fetchone()[0]
+            with (self._connection() as conn, conn.transaction(),
+                  conn.cursor() as cursor):
+                cursor.executemany(
+                    INSERT_RECORD,
+                    [{**row, "prediction": jsonb(row["prediction"])} for row in rows],
+                    returning=True,
+                )
+                # One result per row, in the order of the rows.
+                ids = [result.fetchone()[0] for result in cursor.results()]
+            return ids  # the transaction's block has committed
         except psycopg.Error as exc:
             if (exc.sqlstate or "").startswith("53"):
                 self._out_of_room = (time.monotonic(), str(exc))
@@ -186,6 +207,7 @@ class PostgresStore(Store):
             )
 
     def close(self):
+        super().close()  # the writer first: what is queued is committed on the pool
         with self._pool_lock:
             self._closed = True
             if self._pool is not None and self._pool_pid == os.getpid():

@@ -1,11 +1,20 @@
 """The embedded store: one SQLite file in WAL mode, the default (nothing to set up).
 
-Each worker thread keeps its own connection (SQLite connections must not cross
-threads or forks); WAL lets readers run beside the single writer, and the busy
-timeout makes concurrent workers queue for the write lock instead of failing.
+Each thread keeps its own connection (SQLite connections must not cross threads or
+forks); WAL lets readers run beside the single writer. Records are committed by each
+worker process's writer thread (writer.py), many in one transaction (BEGIN IMMEDIATE
+... COMMIT), one fsync for all.
+
+The writers of every process take turns on a lock file beside the database
+(<path>-writer.lock), held around each write transaction, the probe's and the shadows'
+too: SQLite's own busy handler sleeps in steps of up to 100 ms while another process
+holds the write lock, whereas a writer waiting on the lock file tries again within a
+fraction of a millisecond and starts as soon as the other is done. Either wait gives up
+after busy_timeout, with "database is locked".
 """
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -58,6 +67,17 @@ CREATE TABLE IF NOT EXISTS readiness_probe (
 # that a database made before them lacks.
 ADDED_COLUMNS = {"client_id": "TEXT", "trace_id": "TEXT"}
 SYNCHRONOUS_MODES = {"OFF", "NORMAL", "FULL", "EXTRA"}
+INSERT_RECORD = (
+    "INSERT INTO records (request_id, client_id, trace_id, created_at, data,"
+    " forward_to_model, outcome, prediction, latency_ms)"
+    " VALUES (:request_id, :client_id, :trace_id, :created_at, :data,"
+    " :forward_to_model, :outcome, :prediction, :latency_ms)"
+)
+# The pauses between tries for the writers' lock file: from 50 us, doubling up to 0.5 ms.
+# A commit takes a millisecond or so (an fsync), and the other process's writer takes
+# the lock again as soon as it has its next group: a waiter must try often to get a turn.
+LOCK_FIRST_PAUSE = 0.00005
+LOCK_LONGEST_PAUSE = 0.0005
 
 
 class SqliteStore(Store):
@@ -69,8 +89,16 @@ class SqliteStore(Store):
         self.path = str(path)
         self.synchronous = synchronous.upper()
         self.busy_timeout = busy_timeout
+        self.lock_path = f"{self.path}-writer.lock"
         self._local = threading.local()
         self._schema_created = False
+        super().__init__(busy_timeout)
+
+    @staticmethod
+    def is_unavailable(exc):
+        # Locked, full, read-only, missing, I/O error: all OperationalError. A refused row
+        # (a constraint) is an IntegrityError, a value it cannot bind a ProgrammingError.
+        return isinstance(exc, sqlite3.OperationalError)
 
     def connect(self):
         """Return this thread's connection, opening it on first use (or after a fork).
@@ -81,12 +109,51 @@ class SqliteStore(Store):
         if conn is None or self._local.pid != os.getpid():
             if not self._schema_created:
                 self._create_schema()
-            # isolation_level=None: autocommit, so each INSERT is its own transaction.
+            # isolation_level=None: autocommit, so that a statement outside BEGIN ... COMMIT
+            # (the probe's, a shadow's) is its own transaction.
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             self._local.conn, self._local.pid = conn, os.getpid()
+            self._local.lock_fd = None
         return conn
+
+    @contextlib.contextmanager
+    def _write_turn(self):
+        """Hold the writers' lock file for one write transaction, waiting up to busy_timeout.
+
+        Call connect() first: the lock is the thread's own open file (flock excludes
+        other open files, in this process as in others), opened once per connection.
+        Raise sqlite3.OperationalError ("database is locked") when the wait is too long.
+        """
+        if self._local.lock_fd is None:
+            try:
+                self._local.lock_fd = os.open(self.lock_path,
+                                              os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                raise sqlite3.OperationalError(
+                    f"unable to open the writers' lock file: {exc.strerror}") from exc
+        lock_fd = self._local.lock_fd
+        deadline = time.monotonic() + self.busy_timeout
+        pause = LOCK_FIRST_PAUSE
+        while True:
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise sqlite3.OperationalError(
+                        f"database is locked: another writer held {self.lock_path}"
+                        f" for {self.busy_timeout:g} s") from None
+                time.sleep(pause)
+                pause = min(pause * 2, LOCK_LONGEST_PAUSE)
+            except OSError as exc:
+                raise sqlite3.OperationalError(
+                    f"cannot lock the writers' lock file: {exc.strerror}") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
 
     def _create_schema(self):
         """Create the tables and switch the database to WAL; safe to run concurrently."""
@@ -145,25 +212,37 @@ class SqliteStore(Store):
         finally:
             conn.close()
 
-    def _insert_record(self, row):
-        cursor = self.connect().execute(
-            "INSERT INTO records (request_id, client_id, trace_id, created_at, data,"
-            " forward_to_model, outcome, prediction, latency_ms)"
-            " VALUES (:request_id, :client_id, :trace_id, :created_at, :data,"
-            " :forward_to_model, :outcome, :prediction, :latency_ms)",
-            {**row, "created_at": timestamp(row["created_at"]),
-             "forward_to_model": int(row["forward_to_model"]),
-             "prediction": dumps(row["prediction"])},
-        )
-        return cursor.lastrowid
+    def _insert_records(self, rows):
+        """Insert rows in one transaction and return their ids, in order, once committed."""
+        conn = self.connect()
+        with self._write_turn():
+            # Under the write lock from the start: see _create_schema.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # One statement per row, each its lastrowid (executemany gives no ids;
+                # SQLite does not promise RETURNING's order for a multi-row INSERT).
+                ids = [conn.execute(INSERT_RECORD, {
+                    **row, "created_at": timestamp(row["created_at"]),
+                    "forward_to_model": int(row["forward_to_model"]),
+                    "prediction": dumps(row["prediction"]),
+                }).lastrowid for row in rows]
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # a failed COMMIT may have rolled back already
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+        return ids
 
     def _insert_shadow(self, row):
-        self.connect().execute(
-            "INSERT INTO shadows (request_id, created_at, outcome, prediction, latency_ms)"
-            " VALUES (:request_id, :created_at, :outcome, :prediction, :latency_ms)",
-            {**row, "created_at": timestamp(row["created_at"]),
-             "prediction": dumps(row["prediction"])},
-        )
+        conn = self.connect()
+        with self._write_turn():
+            conn.execute(
+                "INSERT INTO shadows (request_id, created_at, outcome, prediction, latency_ms)"
+                " VALUES (:request_id, :created_at, :outcome, :prediction, :latency_ms)",
+                {**row, "created_at": timestamp(row["created_at"]),
+                 "prediction": dumps(row["prediction"])},
+            )
 
     def _latest(self, limit):
         conn = self.connect()
@@ -190,10 +269,12 @@ class SqliteStore(Store):
             raise sqlite3.OperationalError(
                 f"database or disk is full: {free} bytes free, below {min_free_bytes}"
             )
-        self.connect().execute(
-            "INSERT OR REPLACE INTO readiness_probe (id, checked_at) VALUES (1, ?)",
-            (timestamp(utc_now()),),
-        )
+        conn = self.connect()
+        with self._write_turn():
+            conn.execute(
+                "INSERT OR REPLACE INTO readiness_probe (id, checked_at) VALUES (1, ?)",
+                (timestamp(utc_now()),),
+            )
 
     @staticmethod
     def _row_to_dict(row):
