@@ -11,6 +11,7 @@ from flask import current_app
 from servicekit import tracecontext
 from servicekit.errors import ServiceError
 from servicekit.headers import CLIENT_ID_HEADER, MODEL_VERSION_HEADER, REQUEST_ID_HEADER
+from servicekit.metrics import child
 
 from .metrics import CIRCUIT_STATE, CIRCUIT_TRANSITIONS, FORWARDS
 
@@ -138,10 +139,10 @@ class PredictorClient:
                 self._record(exc, trial)
                 raise
         except ForwardError as exc:
-            FORWARDS.labels(exc.outcome).observe(time.perf_counter() - started)
+            child(FORWARDS, exc.outcome).observe(time.perf_counter() - started)
             raise
         self._record(None, trial)
-        FORWARDS.labels("predicted").observe(time.perf_counter() - started)
+        child(FORWARDS, "predicted").observe(time.perf_counter() - started)
         return answer
 
     # pybreaker's own call() holds the breaker's lock for the whole guarded call, so a

@@ -12,6 +12,7 @@ import sklearn
 import skops.io
 
 from servicekit.errors import ServiceError
+from servicekit.metrics import child
 
 from .compiled import PROBE_TEXTS, compile_pipeline
 from .metrics import BATCH_SIZE, MODEL_CALL, MODEL_LOAD, PREDICTIONS
@@ -165,7 +166,7 @@ class ModelHolder:
         BATCH_SIZE.observe(len(texts))
         name, version = model.identity["name"], model.identity["version"]
         for label, count in Counter(prediction.label for prediction in predictions).items():
-            PREDICTIONS.labels(name, version, label).inc(count)
+            child(PREDICTIONS, name, version, label).inc(count)
         return predictions
 
     @property

@@ -12,6 +12,7 @@ from .schemas import (
     PredictResponseSchema,
     ReadySchema,
     ServedVersionSchema,
+    predict_answer,
 )
 from .serving import get_models
 
@@ -35,11 +36,10 @@ def predict(payload):
     models = get_models()
     models.wait(current_app.config["LOAD_WAIT_SECONDS"])
     holder = models.holder(request.headers.get(MODEL_VERSION_HEADER))
-    model = holder.model
-    if "inputs" in payload:
-        return {"predictions": holder.predict(payload["inputs"]), "model": model.identity}
-    [prediction] = holder.predict([payload["input"]])
-    return {"prediction": prediction, "message": prediction.message, "model": model.identity}
+    identity, batch = holder.model.identity, "inputs" in payload
+    predictions = holder.predict(payload["inputs"] if batch else [payload["input"]])
+    # A Response is sent as it is: PredictResponseSchema documents what predict_answer builds.
+    return current_app.json.response(predict_answer(predictions, identity, batch))
 
 
 @blp.get("/model")

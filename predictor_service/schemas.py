@@ -71,6 +71,24 @@ class PredictResponseSchema(ma.Schema):
     model = fields.Nested(ModelIdentitySchema)
 
 
+def predict_answer(predictions, identity, batch):
+    """The answer to /predict, as PredictResponseSchema dumps it, built directly: the
+    schema documents the answer, and marshmallow's dump of it cost a twentieth of a
+    prediction's CPU (tests/predictor_service/test_predict.py checks that they agree)."""
+    if batch:
+        return {"predictions": [prediction_fields(prediction) for prediction in predictions],
+                "model": identity}
+    [prediction] = predictions
+    return {"prediction": prediction_fields(prediction), "message": prediction.message,
+            "model": identity}
+
+
+def prediction_fields(prediction):
+    """One Prediction, as PredictionSchema dumps it."""
+    return {"class": prediction.label, "confidence": prediction.confidence,
+            "input_length": prediction.input_length}
+
+
 class ModelMetadataSchema(ma.Schema):
     name = fields.String()
     version = fields.String()

@@ -6,6 +6,7 @@ request bodies read by a parser that turns JSON Python cannot hold into a 400, a
 query strings where a repeated parameter is a 422.
 """
 
+import functools
 import json
 
 import flask_smorest
@@ -117,6 +118,9 @@ def init_app(app, blueprints):
     blueprints."""
     # UTF-8 answers, in the schemas' field order (the lab's order), not sorted keys.
     app.json = Utf8JsonProvider(app)
+    # Flask asks, of each hook and view at every request, whether it is a coroutine
+    # function (11 inspect calls per /predict, 3 % of its CPU): ask once per function.
+    app.ensure_sync = functools.lru_cache(maxsize=1024)(app.ensure_sync)
     use_gunicorn_logging()
     # Behind the gateway: trust its X-Forwarded-* headers (one proxy hop), so that the
     # docs under /logger/ or /predictor/ link to their own OpenAPI document.

@@ -28,38 +28,44 @@ def install_request_hooks(app):
     """Give every request an id, its client's and its trace's (or None), and reject
     request bodies that are not JSON or come encoded."""
 
+    # Each hook reads the request and g through their proxies once: a proxy lookup is a
+    # context-variable lookup, and these hooks run for every request.
     @app.before_request
     def assign_ids():
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = incoming if SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-        client_id = request.headers.get(CLIENT_ID_HEADER, "")
-        g.client_id = client_id if SANE_CLIENT_ID.fullmatch(client_id) else None
+        headers, context = request.headers, g._get_current_object()
+        incoming = headers.get(REQUEST_ID_HEADER, "")
+        context.request_id = (incoming if SANE_REQUEST_ID.fullmatch(incoming)
+                              else uuid.uuid4().hex)
+        client_id = headers.get(CLIENT_ID_HEADER, "")
+        context.client_id = client_id if SANE_CLIENT_ID.fullmatch(client_id) else None
         # (trace id, flags) of a valid traceparent, which the gateway always sends.
-        g.trace = tracecontext.parse(request.headers.get(tracecontext.TRACEPARENT_HEADER))
-        g.trace_id = g.trace[0] if g.trace else None
+        trace = tracecontext.parse(headers.get(tracecontext.TRACEPARENT_HEADER))
+        context.trace, context.trace_id = trace, trace[0] if trace else None
 
     @app.before_request
     def require_json_body():
+        incoming = request._get_current_object()
         # url_rule is None when routing failed: let that 404 or 405 through instead.
-        if request.method != "POST" or request.url_rule is None:
+        if incoming.method != "POST" or incoming.url_rule is None:
             return
         # No service decodes a body: one marked gzip (or anything but identity) would be
         # read as if it were plain. RFC 7694: say which coding is accepted.
-        encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        encoding = incoming.headers.get("Content-Encoding", "").strip().lower()
         if encoding not in ("", "identity"):
             abort(415, message="Content-Encoding is not supported: send the body unencoded.",
                   headers={"Accept-Encoding": "identity"})
-        view = current_app.view_functions.get(request.url_rule.endpoint)
-        if not request.is_json and not getattr(view, "takes_json_of_any_content_type", False):
-            abort(415, message="Content-Type must be application/json.")
-        body = request.get_data(cache=True)
+        if not incoming.is_json:
+            view = current_app.view_functions.get(incoming.url_rule.endpoint)
+            if not getattr(view, "takes_json_of_any_content_type", False):
+                abort(415, message="Content-Type must be application/json.")
+        body = incoming.get_data(cache=True)
         if not body:
             abort(400, message="Request body is empty: send a JSON object.")
         # Werkzeug cuts a body without Content-Length (chunked) at MAX_CONTENT_LENGTH,
         # silently: refuse one that goes on past it rather than read its first MiB.
-        limit = request.max_content_length
-        if (request.content_length is None and limit is not None and len(body) >= limit
-                and request.environ["wsgi.input"].read(1)):
+        limit = incoming.max_content_length
+        if (incoming.content_length is None and limit is not None and len(body) >= limit
+                and incoming.environ["wsgi.input"].read(1)):
             abort(413, message=f"The request body is larger than {in_words(limit)}.")
 
     @app.after_request

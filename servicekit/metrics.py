@@ -8,6 +8,7 @@ cannot delay it. Without gunicorn (the unit tests) the same metrics live in this
 process's default registry.
 """
 
+import functools
 import os
 import time
 
@@ -31,6 +32,11 @@ UNMEASURED_ROUTES = frozenset({"/health", "/ready"})
 # A path that matched no route (a 404, or a 405 on a known path's wrong method): one
 # label value for all, so that a client sending random paths cannot grow the series.
 NO_ROUTE = "<none>"
+# HTTP's methods (RFC 9110, and PATCH); any other a client makes up is one label value,
+# for the same reason.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE",
+                     "PATCH"})
+OTHER_METHOD = "<other>"
 
 REQUESTS = Counter(
     "http_requests_total", "Requests answered, by route, method and status.",
@@ -46,24 +52,37 @@ IN_FLIGHT = Gauge(
 )
 
 
+@functools.lru_cache(maxsize=4096)
+def child(metric, *labels):
+    """metric.labels(*labels), looked up once: labels() takes a lock and checks its
+    values at every call. The label values of the request metrics are bounded (routes,
+    METHODS, statuses), so the cache holds every one of them."""
+    return metric.labels(*labels)
+
+
 def install_request_metrics(app):
     """Count and time every request of app but the probes."""
 
     @app.before_request
     def start_timer():
-        route = request.url_rule.rule if request.url_rule else NO_ROUTE
+        rule = request.url_rule
+        route = rule.rule if rule else NO_ROUTE
         if route in UNMEASURED_ROUTES:
             return
-        g.metrics_route, g.metrics_started = route, time.perf_counter()
-        IN_FLIGHT.labels(route).inc()
+        context = g._get_current_object()
+        context.metrics_route, context.metrics_started = route, time.perf_counter()
+        child(IN_FLIGHT, route).inc()
 
     @app.after_request
     def count(response):
-        route = g.get("metrics_route")
+        context = g._get_current_object()
+        route = getattr(context, "metrics_route", None)
         if route is not None:
             method = request.method
-            DURATION.labels(route, method).observe(time.perf_counter() - g.metrics_started)
-            REQUESTS.labels(route, method, str(response.status_code)).inc()
+            if method not in METHODS:
+                method = OTHER_METHOD
+            child(DURATION, route, method).observe(time.perf_counter() - context.metrics_started)
+            child(REQUESTS, route, method, str(response.status_code)).inc()
         return response
 
     @app.teardown_request
@@ -71,7 +90,7 @@ def install_request_metrics(app):
         # Runs however the request ended, after_request or not.
         route = g.pop("metrics_route", None)
         if route is not None:
-            IN_FLIGHT.labels(route).dec()
+            child(IN_FLIGHT, route).dec()
 
 
 class DiskSpaceCollector:

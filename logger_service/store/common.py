@@ -17,6 +17,7 @@ import time
 from datetime import UTC, datetime
 
 from servicekit.errors import ServiceError
+from servicekit.metrics import child
 
 from ..config import GROUP_COMMIT_MAX_ROWS
 from ..metrics import COMMIT_ROWS, DB_WRITE, RECORD_FAILURES, RECORDS
@@ -113,7 +114,7 @@ class Store:
             log.exception("could not record request %s", request_id)
             raise StorageUnavailable("record the input", str(exc)) from exc
         DB_WRITE.observe(time.perf_counter() - started)
-        RECORDS.labels(outcome).inc()
+        child(RECORDS, outcome).inc()
         return record_id
 
     def record_shadow(self, request_id, outcome, prediction, latency_ms):

@@ -2,10 +2,12 @@
 a turn.
 
 A writer thread of each process takes every record that is queued (up to max_rows, and
-without waiting for more: what queued up during one commit goes in the next, so a lone
-record is committed at once) and commits them in one transaction, one fsync for all.
-Each caller waits on a future for its own row's id, so nothing is acknowledged before
-it is committed.
+without waiting for more: what queued up during one commit goes in the next) and commits
+them in one transaction, one fsync for all. Each caller waits on a future for its own
+row's id, so nothing is acknowledged before it is committed. A record that finds no
+commit running and none waiting is committed on its caller's own thread, at once and
+without the two thread wake-ups of a hand-off; those that come meanwhile queue for the
+writer, which commits them together next.
 
 If a group's transaction fails, none of it is committed. When the database itself is
 unavailable (down, locked, full, read-only) every row of the group fails at once, rather
@@ -49,6 +51,10 @@ class GroupWriter:
     def _start(self):
         self._queue = queue.SimpleQueue()  # of (row, future), and STOP last
         self._accepting = threading.Lock()
+        # Held around each transaction, the writer's or a caller's own: one at a time.
+        self._committing = threading.Lock()
+        self._taken = 0  # rows the writer took from the queue, waiting for their turn
+        self._writing = 0  # callers in write(): more than one is a load worth grouping
         self._thread = None
         if not self._closed:
             self._thread = threading.Thread(target=self._run, name="group-writer",
@@ -56,8 +62,8 @@ class GroupWriter:
             self._thread.start()
 
     def queued(self):
-        """The rows waiting for the writer to take them."""
-        return self._queue.qsize()
+        """The rows handed to the writer and not yet in a transaction."""
+        return self._queue.qsize() + self._taken
 
     def write(self, row):
         """Return row's id once a transaction with it is committed.
@@ -65,11 +71,33 @@ class GroupWriter:
         Raise the store's error when it could not be committed, WriterUnavailable when
         the writer is closed or no answer came within timeout.
         """
-        future = Future()
         with self._accepting:
             if self._closed:
                 raise WriterUnavailable("the store is closed")
-            self._queue.put((row, future))
+            self._writing += 1
+            # Under load (another caller here) rows go to the writer, to share its
+            # transactions; and never past rows the writer took, which would wait.
+            alone = (self._writing == 1 and self._queue.empty() and not self._taken
+                     and self._committing.acquire(blocking=False))
+            if not alone:
+                future = Future()
+                self._queue.put((row, future))
+        try:
+            return self._commit_alone(row) if alone else self._wait_for(future)
+        finally:
+            with self._accepting:
+                self._writing -= 1
+
+    def _commit_alone(self, row):
+        """Commit one row on the caller's thread, which holds the commit turn."""
+        try:
+            [record_id] = self.insert_rows([row])
+        finally:
+            self._committing.release()
+        self.on_commit(1)
+        return record_id
+
+    def _wait_for(self, future):
         try:
             return future.result(self.timeout)
         except TimeoutError:
@@ -92,22 +120,27 @@ class GroupWriter:
     def _run(self):
         while True:
             group = [self._queue.get()]
-            while len(group) < self.max_rows:
+            self._taken = 1
+            # After a caller's own commit, if one is running (STOP too: close() returns
+            # once that commit has ended).
+            with self._committing:
+                self._taken = 0
+                while len(group) < self.max_rows:
+                    try:
+                        group.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stopping = group[-1] is STOP
+                # A caller that stopped waiting has withdrawn its row (write's timeout).
+                group = [(row, future) for row, future in group[:-1 if stopping else None]
+                         if future.set_running_or_notify_cancel()]
                 try:
-                    group.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stopping = group[-1] is STOP
-            # A caller that stopped waiting has withdrawn its row (write's timeout).
-            group = [(row, future) for row, future in group[:-1 if stopping else None]
-                     if future.set_running_or_notify_cancel()]
-            try:
-                self._commit(group)
-            except Exception as exc:  # a bug: fail this group, never the thread
-                log.exception("the writer failed on a group of %d records", len(group))
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
+                    self._commit(group)
+                except Exception as exc:  # a bug: fail this group, never the thread
+                    log.exception("the writer failed on a group of %d records", len(group))
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
             if stopping:
                 return
 

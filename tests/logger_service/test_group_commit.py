@@ -38,9 +38,9 @@ def stored(store):
 
 
 class HeldFirstCommit:
-    """Wraps the writer's transaction: the first one waits until until() is true, so that
-    rows queue up behind it; then, once it has committed, then() runs. Notes each
-    transaction's number of rows."""
+    """Wraps the writer's transaction: the first one (a lone record's, on its caller's
+    thread) waits until until() is true, so that rows queue up behind it; then, once it
+    has committed, then() runs. Notes each transaction's number of rows."""
 
     def __init__(self, store, monkeypatch, until, then=None):
         self.insert_rows = store._writer.insert_rows
@@ -62,8 +62,8 @@ class HeldFirstCommit:
 
 
 def record_behind_a_held_commit(store, monkeypatch, datas, then=None):
-    """Record datas from as many threads while the writer commits a first row ("first"),
-    which waits until all of them are queued; they then make one group. Return each
+    """Record datas from as many threads while a first row ("first") is committed, which
+    waits until all of them are queued; they then make one group. Return each
     one's id or exception, and the rows of each transaction tried."""
     held = HeldFirstCommit(store, monkeypatch, lambda: store._writer.queued() == len(datas),
                            then)
@@ -127,6 +127,37 @@ def test_a_lone_record_is_committed_alone_without_waiting_for_company(store):
     assert stored(store) == {ids[0]: "alone-0", ids[1]: "alone-1", ids[2]: "alone-2"}
     assert commits(1) - ones_before == 3  # three commits of one row each
     assert commits() - commits_before == 3
+
+
+def test_a_lone_record_is_committed_on_its_callers_own_thread(store, monkeypatch):
+    threads, insert_rows = [], store._writer.insert_rows
+
+    def noting_the_thread(rows):
+        threads.append(threading.current_thread())
+        return insert_rows(rows)
+
+    monkeypatch.setattr(store._writer, "insert_rows", noting_the_thread)
+    record_id = record(store, "alone")
+
+    assert threads == [threading.current_thread()]  # not handed to the writer thread
+    assert stored(store) == {record_id: "alone"}
+
+
+def test_close_waits_for_a_record_committed_on_its_callers_thread(store, monkeypatch):
+    events, release = [], threading.Event()
+    held = HeldFirstCommit(store, monkeypatch, release.is_set,
+                           then=lambda: events.append("committed"))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        alone = pool.submit(record, store, "alone")
+        assert held.entered.wait(30)
+        closed = pool.submit(lambda: (store._writer.close(), events.append("closed")))
+        wait_until(lambda: store._writer.queued() == 1, what="the writer to take the stop")
+        release.set()  # only now can the caller's own commit end
+        closed.result(30)
+        record_id = alone.result(30)
+
+    assert events == ["committed", "closed"]
+    assert stored(store) == {record_id: "alone"}
 
 
 def test_a_group_the_database_cannot_take_fails_every_caller_at_once(make_app, monkeypatch):

@@ -1,5 +1,9 @@
+import json
+
 import pytest
 
+from predictor_service.model import Prediction
+from predictor_service.schemas import PredictResponseSchema, predict_answer
 from tests.support import assert_error
 
 
@@ -19,6 +23,19 @@ def test_predict_answers_the_lab_contract(client):
         f"{prediction['confidence'] * 100:.1f}% confidence"
     )
     assert body["model"] == {"name": "pet-text-classifier", "version": "1.0.0"}
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_the_answer_is_what_its_schema_documents_in_the_same_order(batch):
+    predictions = [Prediction("cat", 0.9482, 32), Prediction("dog", 1.0, 1)][:2 if batch else 1]
+    identity = {"name": "pet-text-classifier", "version": "1.0.0"}
+    documented = ({"predictions": predictions, "model": identity} if batch else
+                  {"prediction": predictions[0], "message": predictions[0].message,
+                   "model": identity})
+
+    # As JSON text, so that the order of the fields counts too (the lab's order).
+    assert json.dumps(predict_answer(predictions, identity, batch)) == json.dumps(
+        PredictResponseSchema().dump(documented))
 
 
 @pytest.mark.parametrize(
