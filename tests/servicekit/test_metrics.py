@@ -56,3 +56,17 @@ def test_the_probes_are_left_out(client):
     assert client.get("/health").status_code == 200
 
     assert value("http_requests_total", route="/health", method="GET", status="200") == before
+
+
+def test_methods_outside_http_are_one_series(client):
+    def others():
+        return sum(value("http_requests_total", route="<none>", method="<other>", status=status)
+                   for status in ("404", "405"))
+
+    before = others()
+
+    for method in ("FOO", "BREW", "X-MADE-UP"):
+        assert client.open("/predict/nothing", method=method).status_code in (404, 405)
+
+    assert others() - before == 3
+    assert value("http_requests_total", route="<none>", method="FOO", status="404") == 0
