@@ -1,9 +1,10 @@
 """Adaptive micro-batching: concurrent requests of one worker share one model call.
 
-A prediction costs mostly fixed overhead (about 1.6 ms for one text, 3 ms for 32), so
-under load the worker's request threads hand their texts to one batching thread, which
-runs the model once for everything that is waiting, as Triton's, MLServer's and
-BentoML's adaptive batching do.
+A prediction costs mostly fixed overhead (compiled.py: about 0.17 ms of CPU for one
+text, 0.5 ms for 8; scikit-learn's pipeline: 1.6 ms for one, 3 ms for 32), so under
+load the worker's request threads hand their texts to one batching thread, which runs
+the model once for everything that is waiting, as Triton's, MLServer's and BentoML's
+adaptive batching do.
 
 How long a batch waits for more adapts to the load. The model holds the GIL while it
 runs, so the request threads can hardly parse new requests meanwhile: left alone,

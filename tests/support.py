@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from http.client import HTTPConnection
 from pathlib import Path
 
@@ -256,6 +257,25 @@ def wait_until(condition, timeout=30, what="the condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout} s")
         time.sleep(0.01)
+
+
+def in_forked_child(run):
+    """Run run() in a child forked from this (threaded) process; return what it returned,
+    as text, or "" if it failed."""
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns about forking a threaded process: here that is the point.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write, str(run()).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as answer:
+        return answer.read().decode()
 
 
 def readme_examples(base_url):

@@ -30,6 +30,8 @@ RECORD_COLUMNS = (
     "id", "request_id", "client_id", "trace_id", "created_at", "data", "forward_to_model",
     "outcome", "prediction", "latency_ms",
 )
+# What an insert writes: all but the id, which the database gives.
+INSERTED_COLUMNS = RECORD_COLUMNS[1:]
 # The bytes of a page around its records: {"records": [], "next_before_id": <id>}.
 PAGE_ENVELOPE_BYTES = len(json.dumps({"records": [], "next_before_id": 2**63 - 1}))
 # The comparison's reads, the same in both stores but for the driver's placeholder {p}.
@@ -55,6 +57,13 @@ class StorageUnavailable(ServiceError):
 
 def utc_now():
     return datetime.now(UTC)
+
+
+def insert_record_query(placeholder):
+    """The INSERT of one record, each value a named parameter: placeholder is how the
+    driver names one, with {} for its name (":{}" in sqlite3, "%({})s" in psycopg)."""
+    return (f"INSERT INTO records ({', '.join(INSERTED_COLUMNS)}) VALUES"
+            f" ({', '.join(placeholder.format(column) for column in INSERTED_COLUMNS)})")
 
 
 def newest_records_query(limit, before_id, placeholder):

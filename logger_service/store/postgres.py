@@ -28,7 +28,14 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from .common import LATEST_SERVED, LATEST_SHADOWS, Store, newest_records_query, timestamp
+from .common import (
+    LATEST_SERVED,
+    LATEST_SHADOWS,
+    Store,
+    insert_record_query,
+    newest_records_query,
+    timestamp,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +56,7 @@ OUT_OF_ROOM_HOLD_SECONDS = 10.0
 # connection exceptions, insufficient resources, operator intervention (a shutdown, a
 # statement timeout), system errors (I/O).
 UNAVAILABLE_CLASSES = frozenset({"08", "53", "57", "58"})
-INSERT_RECORD = (
-    "INSERT INTO records (request_id, client_id, trace_id, created_at, data,"
-    " forward_to_model, outcome, prediction, latency_ms)"
-    " VALUES (%(request_id)s, %(client_id)s, %(trace_id)s, %(created_at)s,"
-    " %(data)s, %(forward_to_model)s, %(outcome)s, %(prediction)s,"
-    " %(latency_ms)s) RETURNING id"
-)
+INSERT_RECORD = f"{insert_record_query('%({})s')} RETURNING id"
 
 
 def migrations():

@@ -26,6 +26,7 @@ from .common import (
     LATEST_SERVED,
     LATEST_SHADOWS,
     Store,
+    insert_record_query,
     newest_records_query,
     timestamp,
     utc_now,
@@ -67,12 +68,7 @@ CREATE TABLE IF NOT EXISTS readiness_probe (
 # that a database made before them lacks.
 ADDED_COLUMNS = {"client_id": "TEXT", "trace_id": "TEXT"}
 SYNCHRONOUS_MODES = {"OFF", "NORMAL", "FULL", "EXTRA"}
-INSERT_RECORD = (
-    "INSERT INTO records (request_id, client_id, trace_id, created_at, data,"
-    " forward_to_model, outcome, prediction, latency_ms)"
-    " VALUES (:request_id, :client_id, :trace_id, :created_at, :data,"
-    " :forward_to_model, :outcome, :prediction, :latency_ms)"
-)
+INSERT_RECORD = insert_record_query(":{}")
 # The pauses between tries for the writers' lock file: from 50 us, doubling up to 0.5 ms.
 # A commit takes a millisecond or so (an fsync), and the other process's writer takes
 # the lock again as soon as it has its next group: a waiter must try often to get a turn.

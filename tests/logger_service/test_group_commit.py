@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
@@ -16,7 +15,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from logger_service.store import SqliteStore, StorageUnavailable
-from tests.support import ROOT, wait_until
+from tests.support import ROOT, in_forked_child, wait_until
 
 
 def commits(rows_at_most=None):
@@ -221,20 +220,8 @@ def test_a_record_not_committed_in_time_is_refused_and_withdrawn(make_app, monke
 
 def test_a_forked_process_gets_a_writer_of_its_own(store):
     before = record(store, "parent, before")
-    read, write = os.pipe()
-    with warnings.catch_warnings():
-        # Python 3.12+ warns about forking a threaded process: here that is the point.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # the child: its inherited writer has no thread until it starts one
-        try:
-            os.write(write, str(record(store, "child")).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    os.waitpid(pid, 0)
-    child = int(os.read(read, 100) or 0)
-    os.close(read)
+    # The child's inherited writer has no thread until it starts one.
+    child = int(in_forked_child(lambda: record(store, "child")) or 0)
     after = record(store, "parent, after")
 
     assert stored(store) == {before: "parent, before", child: "child",

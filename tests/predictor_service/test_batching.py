@@ -8,7 +8,7 @@ import pytest
 
 from predictor_service import create_app
 from predictor_service.batching import MicroBatcher
-from tests.support import wait_until
+from tests.support import in_forked_child, wait_until
 
 
 class SlowModel:
@@ -224,22 +224,8 @@ def test_the_app_answers_concurrent_requests_each_with_its_own_prediction(batchi
 
 
 def test_a_forked_process_gets_a_batching_thread_of_its_own():
-    import os
-    import warnings
-
     batcher = MicroBatcher(SlowModel(delay=0), max_texts=8)
-    read, write = os.pipe()
-    with warnings.catch_warnings():
-        # Python 3.12+ warns about forking a threaded process: here that is the point.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # the child: its inherited batcher has no thread until it starts one
-        try:
-            answer = batcher.predict(["child"], timeout=10)
-            os.write(write, answer[0].encode())
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
 
-    assert os.read(read, 100) == b"CHILD"
+    # The child's inherited batcher has no thread until it starts one.
+    assert in_forked_child(lambda: batcher.predict(["child"], timeout=10)[0]) == "CHILD"
     assert batcher.predict(["parent"]) == ["PARENT"]
