@@ -18,7 +18,8 @@ class Config(ApiConfig):
     # from a file (a Docker or Kubernetes secret) rather than the URL.
     DATABASE_URL = os.environ.get("LOGGER_DATABASE_URL", "")
     DATABASE_PASSWORD_FILE = os.environ.get("LOGGER_DATABASE_PASSWORD_FILE", "")
-    # PostgreSQL connections each worker process may hold: one per thread (gunicorn.conf.py).
+    # PostgreSQL connections each worker process may hold; its requests wait their turn
+    # for one (gevent) or have one each (gthread, one per thread: gunicorn.conf.py).
     DB_POOL_SIZE = int(os.environ.get("LOGGER_DB_POOL_SIZE", os.environ.get("LOGGER_THREADS",
                                                                             "16")))
     DB_PATH = os.environ.get("LOGGER_DB_PATH", str(DEFAULT_DB_PATH))
@@ -47,8 +48,11 @@ class Config(ApiConfig):
     # each in UTF-8, a page of 500 could otherwise be 20 MB or more; 2 MiB is 50 records of
     # the largest kind, and any number of ordinary ones up to the limit of 500.
     LOGS_MAX_PAGE_BYTES = int(os.environ.get("LOGGER_LOGS_MAX_PAGE_BYTES", str(2 * 1024 * 1024)))
-    # Keep-alive connections kept per worker; match the worker's thread count.
-    PREDICTOR_POOL_SIZE = int(os.environ.get("LOGGER_PREDICTOR_POOL_SIZE", "16"))
+    # Keep-alive connections to the gateway kept per worker, for as many forwards at once
+    # (a gthread worker has at most LOGGER_THREADS): one more at once opens a connection
+    # of its own, which urllib3 closes after it, with a warning. 64 covers the 32 or so a
+    # gevent worker has under 64 client connections.
+    PREDICTOR_POOL_SIZE = int(os.environ.get("LOGGER_PREDICTOR_POOL_SIZE", "64"))
 
     # Shadow traffic (shadow.py): where the candidate is asked (by default the same
     # gateway as the forwards, with X-Model-Version: candidate), how long a shadow may

@@ -4,6 +4,7 @@
 """
 
 import os
+import warnings
 
 from servicekit.gunicorn import (
     AccessLogger,
@@ -17,12 +18,21 @@ from servicekit.gunicorn import (
 wsgi_app = "logger_service:create_app()"
 bind = os.environ.get("LOGGER_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("LOGGER_WORKERS", "2"))
-# gthread honours keep-alive (the sync worker closes every connection), so the
-# gateway's pooled upstream connections are reused; bench/worker_class.py measures
-# sync against gthread behind Nginx (figures in docs/gateway.md).
-# gthread is servicekit.gunicorn.ThreadWorker: it refuses new connections once stopping.
-worker_class = worker_class_named(os.environ.get("LOGGER_WORKER_CLASS", "gthread"))
+# gevent: each connection a greenlet, so a request is handed from one to another
+# without waking an OS thread, and the logger's waits (its forward to the predictors,
+# its record's group commit) cost a switch. Against gthread with 16 threads it serves
+# /process 1.8 times as fast, forwarded ones 1.1-1.2 times (docs/performance.md, round
+# four). gunicorn's gevent worker monkey-patches the standard library as it starts, so
+# threading in the app is greenlets; the SQLite store keeps one connection per OS thread
+# (store/sqlite.py). Like gthread it honours keep-alive, and it closes its listening
+# sockets as it stops. gthread (servicekit.gunicorn.ThreadWorker) is still there:
+# LOGGER_WORKER_CLASS=gthread, with LOGGER_THREADS threads per worker.
+worker_class = worker_class_named(os.environ.get("LOGGER_WORKER_CLASS", "gevent"))
+worker_connections = int(os.environ.get("LOGGER_WORKER_CONNECTIONS", "1000"))
 threads = int(os.environ.get("LOGGER_THREADS", "16"))
+# gunicorn has imported ssl before its gevent worker patches it, and gevent warns so on
+# stderr at every worker's start; the logger makes no TLS connection.
+warnings.filterwarnings("ignore", message="Monkey-patching ssl after ssl has already been imported")
 # Longer than the gateway's upstream idle timeout, so that Nginx, not gunicorn,
 # closes an idle connection and never reuses one that gunicorn is closing.
 keepalive = int(os.environ.get("LOGGER_KEEPALIVE", "75"))

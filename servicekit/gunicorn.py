@@ -142,8 +142,10 @@ class OneWriteResponse(wsgi.Response):
 
 
 def worker_class_named(name):
-    """The worker class for a <SERVICE>_WORKER_CLASS setting: gthread is ThreadWorker."""
-    return "servicekit.gunicorn.ThreadWorker" if name == "gthread" else name
+    """The worker class for a <SERVICE>_WORKER_CLASS setting: gthread is ThreadWorker,
+    gevent servicekit.gevent_worker.GeventWorker."""
+    return {"gthread": "servicekit.gunicorn.ThreadWorker",
+            "gevent": "servicekit.gevent_worker.GeventWorker"}.get(name, name)
 
 
 class ThreadWorker(gthread.ThreadWorker):

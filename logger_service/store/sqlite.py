@@ -1,7 +1,8 @@
 """The embedded store: one SQLite file in WAL mode, the default (nothing to set up).
 
-Each thread keeps its own connection (SQLite connections must not cross threads or
-forks); WAL lets readers run beside the single writer. Records are committed by each
+Each OS thread keeps its own connection (SQLite connections must not cross threads or
+forks), under the gevent worker too, where a worker's greenlets share their thread's
+(os_thread_local); WAL lets readers run beside the single writer. Records are committed by each
 worker process's writer thread (writer.py), many in one transaction (BEGIN IMMEDIATE
 ... COMMIT), one fsync for all.
 
@@ -19,6 +20,7 @@ import json
 import logging
 import os
 import sqlite3
+import sys
 import threading
 import time
 
@@ -76,6 +78,24 @@ LOCK_FIRST_PAUSE = 0.00005
 LOCK_LONGEST_PAUSE = 0.0005
 
 
+def os_thread_local():
+    """A threading.local whose attributes are each OS thread's, under gevent too.
+
+    gevent's monkey-patching (the logger's gevent worker) makes threading.local each
+    greenlet's: a worker would open a connection and a lock file for every connection it
+    serves, up to worker_connections of each. Its greenlets may share one connection,
+    since a switch to another greenlet happens only at a wait, and no SQLite call here
+    waits on anything gevent sees: a transaction runs from BEGIN to COMMIT (and the lock
+    file from flock to unlock) without a switch. The one wait in between, _write_turn's
+    pause for another process's lock, comes before the lock is held.
+    """
+    if "gevent.monkey" in sys.modules:
+        from gevent import monkey
+
+        return monkey.get_original("threading", "local")()
+    return threading.local()
+
+
 class SqliteStore(Store):
     errors = (sqlite3.Error,)
 
@@ -86,7 +106,7 @@ class SqliteStore(Store):
         self.synchronous = synchronous.upper()
         self.busy_timeout = busy_timeout
         self.lock_path = f"{self.path}-writer.lock"
-        self._local = threading.local()
+        self._local = os_thread_local()
         self._schema_created = False
         super().__init__(busy_timeout)
 
@@ -97,7 +117,7 @@ class SqliteStore(Store):
         return isinstance(exc, sqlite3.OperationalError)
 
     def connect(self):
-        """Return this thread's connection, opening it on first use (or after a fork).
+        """Return this OS thread's connection, opening it on first use (or after a fork).
 
         Raise sqlite3.Error while the database cannot be created.
         """

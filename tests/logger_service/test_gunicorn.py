@@ -17,7 +17,6 @@ def logger_server(tmp_path_factory):
     env = {
         "LOGGER_DB_PATH": str(workdir / "logger.sqlite3"),
         "LOGGER_WORKERS": "4",
-        "LOGGER_THREADS": "4",
         "LOGGER_PREDICTOR_URL": f"http://127.0.0.1:{free_port()}/predict",  # nothing there
     }
     # Its stdout goes to the server's log, its stderr to a file of its own.
