@@ -4,7 +4,6 @@
 """
 
 import os
-import warnings
 
 from servicekit.gunicorn import (
     AccessLogger,
@@ -21,18 +20,16 @@ workers = int(os.environ.get("LOGGER_WORKERS", "2"))
 # gevent: each connection a greenlet, so a request is handed from one to another
 # without waking an OS thread, and the logger's waits (its forward to the predictors,
 # its record's group commit) cost a switch. Against gthread with 16 threads it serves
-# /process 1.8 times as fast, forwarded ones 1.1-1.2 times (docs/performance.md, round
-# four). gunicorn's gevent worker monkey-patches the standard library as it starts, so
-# threading in the app is greenlets; the SQLite store keeps one connection per OS thread
-# (store/sqlite.py). Like gthread it honours keep-alive, and it closes its listening
-# sockets as it stops. gthread (servicekit.gunicorn.ThreadWorker) is still there:
-# LOGGER_WORKER_CLASS=gthread, with LOGGER_THREADS threads per worker.
+# /process 2.1-2.4 times as fast, forwarded ones 1.1-1.2 times (docs/performance.md,
+# round four). gunicorn's gevent worker monkey-patches the standard library as it
+# starts, so threading in the app is greenlets; the SQLite store keeps one connection
+# per OS thread (store/sqlite.py). Like gthread it honours keep-alive, and it closes its
+# listening sockets and its idle connections as it stops (servicekit/gevent_worker.py).
+# gthread (servicekit.gunicorn.ThreadWorker) is still there: LOGGER_WORKER_CLASS=gthread,
+# with LOGGER_THREADS threads per worker.
 worker_class = worker_class_named(os.environ.get("LOGGER_WORKER_CLASS", "gevent"))
 worker_connections = int(os.environ.get("LOGGER_WORKER_CONNECTIONS", "1000"))
 threads = int(os.environ.get("LOGGER_THREADS", "16"))
-# gunicorn has imported ssl before its gevent worker patches it, and gevent warns so on
-# stderr at every worker's start; the logger makes no TLS connection.
-warnings.filterwarnings("ignore", message="Monkey-patching ssl after ssl has already been imported")
 # Longer than the gateway's upstream idle timeout, so that Nginx, not gunicorn,
 # closes an idle connection and never reuses one that gunicorn is closing.
 keepalive = int(os.environ.get("LOGGER_KEEPALIVE", "75"))
