@@ -111,6 +111,18 @@ def describe_split(routing):
             "predictions to it")
 
 
+def accepting_nginx_workers(layout):
+    """The pids of the gateway's Nginx workers that still take new connections.
+
+    A worker that a reload stops renames itself "worker process is shutting down" as it
+    closes its listening sockets, then ends once its requests in flight have.
+    """
+    master = supervisor.read_pid(layout.nginx_dir / "nginx.pid")
+    return {pid for pid, process in supervisor.processes().items()
+            if process.ppid == master and process.cmdline.startswith(b"nginx: worker process")
+            and b"shutting down" not in process.cmdline}
+
+
 def set_split(layout, **percents):
     """Change the gateway's split (canary_percent, shadow_percent): rewrite its
     configuration, check it, reload Nginx gracefully, and wait until the gateway does
@@ -132,12 +144,16 @@ def set_split(layout, **percents):
     if check.returncode != 0:
         conf.write_text(previous)
         raise StackError(f"the new gateway configuration is refused: {check.stderr.strip()}")
+    old_workers = accepting_nginx_workers(layout)
     result = supervisor.supervisorctl(layout, "signal", "HUP", "nginx")
     if result.returncode != 0:
         conf.write_text(previous)
         raise StackError(f"could not reload Nginx: {result.stdout}{result.stderr}")
+    # Done once the new workers answer with the new split and the old ones take no more
+    # connections: for a moment after the reload both accept, and a new connection that an
+    # old worker takes is routed by the old split.
     deadline = time.monotonic() + RELOAD_TIMEOUT
-    while gateway_routing(layout) != wanted:
+    while gateway_routing(layout) != wanted or accepting_nginx_workers(layout) & old_workers:
         if time.monotonic() > deadline:
             raise StackError(f"the gateway did not take the new split within {RELOAD_TIMEOUT} s: "
                              f"see {layout.log_dir}/nginx.log")
