@@ -17,6 +17,7 @@ import threading
 import time
 import warnings
 from http.client import HTTPConnection
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
@@ -130,6 +131,29 @@ class GunicornServer:
     def __exit__(self, *exc_info):
         self.stop()
 
+
+def serve(status, body, content_type="application/json", before_answer=None):
+    """Start a stand-in predictor that answers every POST with a fixed reply, after
+    calling before_answer() when given."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            if before_answer:
+                before_answer()
+            payload = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 def scrape(url):
     """The samples of a Prometheus metrics page, as {(name, ((label, value), ...)): value}."""

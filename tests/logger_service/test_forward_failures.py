@@ -6,37 +6,12 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from logger_service.client import get_predictor_client
 from logger_service.store import get_store
-from tests.support import assert_error, free_port
-
-
-def serve(status, body, content_type="application/json", before_answer=None):
-    """Start a stand-in predictor that answers every POST with a fixed reply, after
-    calling before_answer() when given."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            if before_answer:
-                before_answer()
-            payload = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+from tests.support import assert_error, free_port, serve
 
 
 @pytest.fixture
