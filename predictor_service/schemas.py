@@ -68,6 +68,10 @@ class PredictResponseSchema(ma.Schema):
     predictions = fields.List(
         fields.Nested(PredictionSchema), metadata={"description": "Batch only, in input order."}
     )
+    messages = fields.List(
+        fields.String(), metadata={"description": "Batch only: each prediction's message, "
+                                                  "in input order."}
+    )
     model = fields.Nested(ModelIdentitySchema)
 
 
@@ -77,6 +81,7 @@ def predict_answer(predictions, identity, batch):
     prediction's CPU (tests/predictor_service/test_predict.py checks that they agree)."""
     if batch:
         return {"predictions": [prediction_fields(prediction) for prediction in predictions],
+                "messages": [prediction.message for prediction in predictions],
                 "model": identity}
     [prediction] = predictions
     return {"prediction": prediction_fields(prediction), "message": prediction.message,

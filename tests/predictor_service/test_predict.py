@@ -29,7 +29,9 @@ def test_predict_answers_the_lab_contract(client):
 def test_the_answer_is_what_its_schema_documents_in_the_same_order(batch):
     predictions = [Prediction("cat", 0.9482, 32), Prediction("dog", 1.0, 1)][:2 if batch else 1]
     identity = {"name": "pet-text-classifier", "version": "1.0.0"}
-    documented = ({"predictions": predictions, "model": identity} if batch else
+    documented = ({"predictions": predictions,
+                   "messages": [prediction.message for prediction in predictions],
+                   "model": identity} if batch else
                   {"prediction": predictions[0], "message": predictions[0].message,
                    "model": identity})
 
@@ -72,10 +74,10 @@ def test_batch_answers_each_input_in_order(client):
     texts = ["cat image data", "goldfish in a tank", "x" * 10_000]
     batch = client.post("/predict", json={"inputs": texts}).get_json()
 
-    assert set(batch) == {"predictions", "model"}
-    singles = [client.post("/predict", json={"input": text}).get_json()["prediction"]
-               for text in texts]
-    assert batch["predictions"] == singles
+    assert set(batch) == {"predictions", "messages", "model"}
+    singles = [client.post("/predict", json={"input": text}).get_json() for text in texts]
+    assert batch["predictions"] == [single["prediction"] for single in singles]
+    assert batch["messages"] == [single["message"] for single in singles]
     assert [p["input_length"] for p in batch["predictions"]] == [14, 18, 10_000]
 
 
