@@ -45,5 +45,8 @@ def create_app(test_config=None):
         pool_size=app.config["PREDICTOR_POOL_SIZE"],
         breaker_fail_max=app.config["PREDICTOR_BREAKER_FAIL_MAX"],
         breaker_reset_timeout=app.config["PREDICTOR_BREAKER_RESET_TIMEOUT"],
+        in_flight=app.config["FORWARDS_IN_FLIGHT"],
+        batch_max_texts=app.config["FORWARD_BATCH_MAX_TEXTS"],
+        batch_max_chars=app.config["FORWARD_BATCH_MAX_CHARS"],
     )
     return app

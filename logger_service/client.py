@@ -1,6 +1,7 @@
 """The logger's HTTP client for the predictor pool (through the gateway by default)."""
 
 import json
+import logging
 import threading
 import time
 
@@ -9,49 +10,19 @@ import urllib3
 from flask import current_app
 
 from servicekit import tracecontext
-from servicekit.errors import ServiceError
-from servicekit.headers import CLIENT_ID_HEADER, MODEL_VERSION_HEADER, REQUEST_ID_HEADER
+from servicekit.headers import (
+    BATCH_REQUEST_IDS_HEADER,
+    CLIENT_ID_HEADER,
+    MODEL_VERSION_HEADER,
+    REQUEST_ID_HEADER,
+)
 from servicekit.metrics import child
 
-from .metrics import CIRCUIT_STATE, CIRCUIT_TRANSITIONS, FORWARDS
+from .batching import Forward, ForwardBatcher
+from .errors import ForwardError, PredictorBadResponse, PredictorUnavailable, UnknownModelVersion
+from .metrics import CIRCUIT_STATE, CIRCUIT_TRANSITIONS, FORWARD_BATCH, FORWARDS
 
-
-class ForwardError(ServiceError):
-    """The predictor pool gave no prediction for an input.
-
-    The input is recorded all the same, with this outcome; then the client gets this
-    status and "<summary>: <reason>." as the message. Subclasses set all three.
-    """
-
-    outcome: str
-    summary: str
-
-    def __init__(self, reason):
-        super().__init__(f"{self.summary}: {reason}.")
-
-
-class PredictorUnavailable(ForwardError):
-    """No predictor answered: connection refused or reset, timeout, or a 5xx."""
-
-    status = 503
-    outcome = "predictor_unavailable"
-    summary = "Predictor is unavailable"
-
-
-class PredictorBadResponse(ForwardError):
-    """A predictor answered, but not with a prediction (a 4xx, or a body that is not JSON)."""
-
-    status = 502
-    outcome = "predictor_error"
-    summary = "Predictor gave a bad response"
-
-
-class UnknownModelVersion(PredictorBadResponse):
-    """The client pinned a model version (X-Model-Version) that no predictor serves."""
-
-    status = 404
-    outcome = "unknown_model_version"
-    summary = "No predictor serves the model version asked for"
+log = logging.getLogger(__name__)
 
 
 def get_predictor_client():
@@ -94,7 +65,8 @@ class PredictorClient:
     """
 
     def __init__(self, url, connect_timeout, read_timeout, pool_size,
-                 breaker_fail_max=5, breaker_reset_timeout=10.0):
+                 breaker_fail_max=5, breaker_reset_timeout=10.0,
+                 *, in_flight, batch_max_texts, batch_max_chars):
         self.url = url
         # urllib3 itself rather than requests on top of it: half the CPU per call
         # (0.30 against 0.62 ms measured on loopback), the same pooling and timeouts,
@@ -115,6 +87,10 @@ class PredictorClient:
         )
         self._lock = threading.Lock()
         self._trial_out = False
+        # What a forward may take in all, its wait for a turn (batching.py) included: it
+        # ends before the gateway's own timeout for /process (config.py).
+        self.budget = connect_timeout + read_timeout
+        self.batcher = ForwardBatcher(self._call, in_flight, batch_max_texts, batch_max_chars)
 
     @property
     def circuit(self):
@@ -128,22 +104,30 @@ class PredictorClient:
         listener passes it on), so the pool sees who asked; and so does the request's
         trace, (trace id, flags), as a traceparent of the forward's own. routing holds
         the request's headers that choose a model version (headers.ROUTING_HEADERS),
-        passed on as they came.
+        passed on as they came. Under load the text may go in a batch with others of
+        the same client and routing (batching.py), and the answer is the same.
         """
         started = time.perf_counter()
         try:
-            trial = self._admit()
-            try:
-                answer = self._post(text, request_id, client_id, trace, routing)
-            except ForwardError as exc:
-                self._record(exc, trial)
-                raise
+            answer = self.batcher.forward(Forward(text, request_id, time.monotonic() + self.budget,
+                                                  client_id, trace, routing))
         except ForwardError as exc:
             child(FORWARDS, exc.outcome).observe(time.perf_counter() - started)
             raise
-        self._record(None, trial)
         child(FORWARDS, "predicted").observe(time.perf_counter() - started)
         return answer
+
+    def _call(self, forwards):
+        """One call to the pool for Forwards of one key, through the breaker."""
+        FORWARD_BATCH.observe(len(forwards))
+        trial = self._admit()
+        try:
+            answers = self._post(forwards)
+        except ForwardError as exc:
+            self._record(exc, trial)
+            raise
+        self._record(None, trial)
+        return answers
 
     # pybreaker's own call() holds the breaker's lock for the whole guarded call, so a
     # worker's threads would forward one request at a time (pybreaker issue #3; under
@@ -184,18 +168,31 @@ class PredictorClient:
             except (ForwardError, pybreaker.CircuitBreakerError):
                 pass  # the call's own outcome is what predict() reports
 
-    def _post(self, text, request_id, client_id, trace, routing):
-        body = json.dumps({"input": text}).encode()
-        headers = {"Content-Type": "application/json", REQUEST_ID_HEADER: request_id,
-                   **(routing or {})}
-        if client_id:
-            headers[CLIENT_ID_HEADER] = client_id
-        if trace:
-            headers[tracecontext.TRACEPARENT_HEADER] = tracecontext.child(*trace)
-        started = time.monotonic()
+    def _post(self, forwards):
+        """Send one text as "input", or several as "inputs"; return an answer for each.
+
+        A batch goes under its first request's id and trace, and names every request's
+        id in order (BATCH_REQUEST_IDS_HEADER) for the gateway's shadow mirror; a log
+        line names them too, so that each request id leads to its batch's.
+        """
+        first = forwards[0]
+        headers = {"Content-Type": "application/json", REQUEST_ID_HEADER: first.request_id,
+                   **first.routing}
+        if len(forwards) == 1:
+            body = json.dumps({"input": first.text}).encode()
+        else:
+            body = json.dumps({"inputs": [forward.text for forward in forwards]}).encode()
+            headers[BATCH_REQUEST_IDS_HEADER] = " ".join(f.request_id for f in forwards)
+            log.info("forwarded %d requests in one batch: %s", len(forwards),
+                     headers[BATCH_REQUEST_IDS_HEADER])
+        if first.client_id:
+            headers[CLIENT_ID_HEADER] = first.client_id
+        if first.trace:
+            headers[tracecontext.TRACEPARENT_HEADER] = tracecontext.child(*first.trace)
         try:
             try:
-                response = self.pool.request("POST", self.url, body=body, headers=headers)
+                response = self.pool.request("POST", self.url, body=body, headers=headers,
+                                             timeout=self._within(first.deadline))
             except urllib3.exceptions.ProtocolError:
                 # Closed before any answer: most likely a keep-alive connection that the
                 # gateway closed as it was reused (a reloading Nginx closes its idle
@@ -203,14 +200,8 @@ class PredictorClient:
                 # new connection, within what is left of the budget: both sends together
                 # end before the gateway's own timeout for /process. A timeout is not
                 # retried: the budget is spent.
-                budget = self.timeout.connect_timeout + self.timeout.read_timeout
-                left = max(budget - (time.monotonic() - started), 0.001)
-                timeout = urllib3.Timeout(
-                    connect=self.timeout.connect_timeout, read=self.timeout.read_timeout, total=left
-                )
-                response = self.pool.request(
-                    "POST", self.url, body=body, headers=headers, timeout=timeout
-                )
+                response = self.pool.request("POST", self.url, body=body, headers=headers,
+                                             timeout=self._within(first.deadline))
         except urllib3.exceptions.NewConnectionError as exc:  # refused (a TimeoutError subclass)
             raise PredictorUnavailable("could not connect") from exc
         except urllib3.exceptions.TimeoutError as exc:
@@ -221,11 +212,30 @@ class PredictorClient:
             raise PredictorUnavailable("the connection failed") from exc
         if response.status >= 500:
             raise PredictorUnavailable(f"it answered {response.status}")
-        if response.status == 404 and routing and MODEL_VERSION_HEADER in routing:
-            raise UnknownModelVersion(repr(routing[MODEL_VERSION_HEADER]))
+        if response.status == 404 and MODEL_VERSION_HEADER in first.routing:
+            raise UnknownModelVersion(repr(first.routing[MODEL_VERSION_HEADER]))
         if response.status != 200:
             raise PredictorBadResponse(f"it answered {response.status}")
         try:
-            return json.loads(response.data)
+            answer = json.loads(response.data)
         except ValueError as exc:
             raise PredictorBadResponse("it answered with a body that is not JSON") from exc
+        return [answer] if len(forwards) == 1 else singles(answer, len(forwards))
+
+    def _within(self, deadline):
+        """The timeouts of a send that must end by deadline (a batch's: its oldest's)."""
+        return urllib3.Timeout(connect=self.timeout.connect_timeout,
+                               read=self.timeout.read_timeout,
+                               total=max(deadline - time.monotonic(), 0.001))
+
+
+def singles(answer, count):
+    """The single answers (prediction, message, model) within a batch's answer."""
+    try:
+        predictions, messages, model = answer["predictions"], answer["messages"], answer["model"]
+        if len(predictions) == len(messages) == count:
+            return [{"prediction": prediction, "message": message, "model": model}
+                    for prediction, message in zip(predictions, messages, strict=True)]
+    except (KeyError, TypeError):
+        pass
+    raise PredictorBadResponse(f"it did not answer a batch of {count} with {count} predictions")

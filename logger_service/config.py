@@ -32,8 +32,9 @@ class Config(ApiConfig):
     DB_BUSY_TIMEOUT = float(os.environ.get("LOGGER_DB_BUSY_TIMEOUT", "5.0"))
     # The gateway's /predict on its internal port, so that forwarded requests reach the
     # whole predictor pool without the public per-client limits.
-    # Connect plus read timeout (6 s) stays under the gateway's timeout for /process
-    # (10 s): the logger always answers, with its own 503, before the gateway gives up.
+    # Connect plus read timeout (6 s) bounds a forward, its wait for a turn in a batch
+    # included, and stays under the gateway's timeout for /process (10 s): the logger
+    # always answers, with its own 503, before the gateway gives up.
     PREDICTOR_URL = os.environ.get("LOGGER_PREDICTOR_URL", "http://127.0.0.1:8081/predict")
     PREDICTOR_CONNECT_TIMEOUT = float(os.environ.get("LOGGER_PREDICTOR_CONNECT_TIMEOUT", "1.0"))
     PREDICTOR_READ_TIMEOUT = float(os.environ.get("LOGGER_PREDICTOR_READ_TIMEOUT", "5.0"))
@@ -53,6 +54,16 @@ class Config(ApiConfig):
     # of its own, which urllib3 closes after it, with a warning. 64 covers the 32 or so a
     # gevent worker has under 64 client connections.
     PREDICTOR_POOL_SIZE = int(os.environ.get("LOGGER_PREDICTOR_POOL_SIZE", "64"))
+    # Forwards at once per worker; past that they wait and go in batches (batching.py) of
+    # at most this many texts and characters: no more than the predictor takes in one
+    # request (PREDICTOR_MAX_REQUEST_CHARS; 256 texts), and the texts' request ids fit in
+    # one header line of the gateway's (8 KiB: 32 ids of 128 characters at most).
+    # LOGGER_FORWARD_BATCH_MAX_TEXTS=1: never a batch. 2, 3 and 4 in flight served
+    # forwarded /process equally fast (docs/performance.md, round five); 4 leaves more
+    # calls going when one replica is slow.
+    FORWARDS_IN_FLIGHT = int(os.environ.get("LOGGER_FORWARDS_IN_FLIGHT", "4"))
+    FORWARD_BATCH_MAX_TEXTS = int(os.environ.get("LOGGER_FORWARD_BATCH_MAX_TEXTS", "32"))
+    FORWARD_BATCH_MAX_CHARS = int(os.environ.get("LOGGER_FORWARD_BATCH_MAX_CHARS", "200000"))
 
     # Shadow traffic (shadow.py): where the candidate is asked (by default the same
     # gateway as the forwards, with X-Model-Version: candidate), how long a shadow may

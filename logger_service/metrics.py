@@ -25,6 +25,11 @@ FORWARDS = Histogram(
     "Time to get a prediction from the pool, by outcome (predicted, or why not).",
     ["outcome"], buckets=LATENCY_BUCKETS,
 )
+FORWARD_BATCH = Histogram(
+    "logger_forward_batch_texts",
+    "Texts sent to the pool together in one forward (batching.py): 1 while forwards go "
+    "alone.", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 SHADOWS = Counter(
     "logger_shadows_total",
     "Mirrored predictions asked of the candidate, by outcome (predicted, no_candidate, "

@@ -8,11 +8,13 @@ from flask import current_app, g, request
 from flask_smorest import abort
 
 from servicekit.api import Blueprint
-from servicekit.headers import ROUTING_HEADERS
+from servicekit.headers import BATCH_REQUEST_IDS_HEADER, ROUTING_HEADERS
+from servicekit.hooks import SANE_REQUEST_ID
 from servicekit.probes import probes_blueprint
 
 from . import experiments
-from .client import ForwardError, get_predictor_client
+from .client import get_predictor_client
+from .errors import ForwardError
 from .schemas import (
     ExperimentQuerySchema,
     ExperimentReportSchema,
@@ -99,11 +101,20 @@ def shadow(payload):
     """Take a prediction the gateway mirrored; the candidate is asked in the background.
 
     For the gateway's mirror only, which ignores the answer (the gateway routes no
-    client here)."""
-    if "input" not in payload:
-        return {"status": "skipped"}
-    queued = get_shadow_recorder().submit(g.request_id, payload["input"])
-    return {"status": "queued" if queued else "dropped"}
+    client here). A batch is taken when it is one of the logger's own forwards, which
+    names each text's request id; a client's batch has no records to compare with."""
+    if "input" in payload:
+        shadows = [(g.request_id, payload["input"])]
+    else:
+        request_ids = request.headers.get(BATCH_REQUEST_IDS_HEADER, "").split()
+        texts = payload.get("inputs", [])
+        if (not texts or len(request_ids) != len(texts)
+                or not all(map(SANE_REQUEST_ID.fullmatch, request_ids))):
+            return {"status": "skipped"}
+        shadows = zip(request_ids, texts, strict=True)
+    recorder = get_shadow_recorder()
+    queued = [recorder.submit(request_id, text) for request_id, text in shadows]
+    return {"status": "queued" if all(queued) else "dropped"}
 
 
 @blp.get("/experiments/current")

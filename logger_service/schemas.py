@@ -94,13 +94,14 @@ class ShadowRequestSchema(ma.Schema):
     """A prediction the gateway mirrored: the body of a /predict, as the client sent it."""
 
     input = fields.String(validate=[validate.Length(min=1, max=MAX_TEXT_LENGTH), utf8_text])
-    # A batch is not shadowed (its texts are not recorded one by one either).
-    inputs = fields.List(fields.String())
+    # Shadowed when the logger forwarded it (routes.shadow), with each text's request id.
+    inputs = fields.List(fields.String(validate=[validate.Length(min=1, max=MAX_TEXT_LENGTH),
+                                                 utf8_text]))
 
 
 class ShadowResponseSchema(ma.Schema):
     status = fields.String(metadata={"description": "queued, dropped (the queue is full) or "
-                                                    "skipped (a batch)"})
+                                                    "skipped (a batch the logger did not send)"})
 
 
 class ExperimentQuerySchema(ma.Schema):

@@ -15,5 +15,11 @@ MODEL_VERSION_HEADER = "X-Model-Version"
 # address): the logger passes it on with its forward, with any X-Model-Version pin, so
 # that the internal listener splits a /process as the public one would a /predict.
 CANARY_KEY_HEADER = "X-Canary-Key"
+# The request ids of a batch of forwards, in the order of its "inputs", space-separated:
+# the logger sends a batch under its first request's id (logger_service/batching.py) and
+# names them all here, so that the gateway's shadow mirror of the batch records each
+# text's shadow under its own request's id. The gateway passes it on from its internal
+# listener only.
+BATCH_REQUEST_IDS_HEADER = "X-Batch-Request-IDs"
 # What the logger passes on from the request it forwards: the canary's inputs.
 ROUTING_HEADERS = (MODEL_VERSION_HEADER, CANARY_KEY_HEADER)

@@ -426,6 +426,22 @@ def test_shadow_traffic_records_both_answers_under_one_request_id(stack, http, s
         (request_id, version) for request_id in ids for version in ("production", "candidate")}
 
 
+def test_a_batch_of_forwards_is_shadowed_under_each_request_id_from_the_logger_only(
+        stack, http, shadow_all):
+    texts = ["the goldfish swims in its bowl", "my cat purrs on the sofa"]
+    # A client naming ids on the public listener, then a batch as the logger sends one.
+    named_by_a_client, forwarded = ["client-named-0", "client-named-1"], ["batch-0", "batch-1"]
+    for url, request_ids in ((stack.url, named_by_a_client),
+                             (stack.layout.internal_url, forwarded)):
+        response = http.post(f"{url}/predict", json={"inputs": texts},
+                             headers={"X-Request-ID": request_ids[0],
+                                      "X-Batch-Request-IDs": " ".join(request_ids)})
+        assert response.status_code == 200, response.text
+
+    wait_until(lambda: set(forwarded) <= set(shadow_all.answered), what="both batch shadows")
+    assert not set(named_by_a_client) & set(shadow_all.seen)
+
+
 @pytest.mark.parametrize("mode", ["hang", "down"])
 def test_a_hung_or_stopped_candidate_changes_no_answer_to_clients(stack, http, shadow_all, mode):
     shadow_all.mode = mode

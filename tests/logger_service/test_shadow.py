@@ -75,11 +75,36 @@ def test_without_a_candidate_the_shadow_says_so(make_app, predictor_server):
     assert shadows_of(app, "none") == [("no_candidate", None)]
 
 
-def test_a_batch_is_not_shadowed(make_app, hung_candidate):
+@pytest.mark.parametrize("body, request_ids", [
+    ({"inputs": ["a cat", "a dog"]}, None),  # a client's batch
+    ({"inputs": ["a cat", "a dog"]}, "only-one"),
+    ({"inputs": ["a cat", "a dog"]}, "one not/sane"),
+    ({}, None),
+    ({"inputs": []}, ""),
+])
+def test_a_batch_without_an_id_for_each_text_is_not_shadowed(make_app, hung_candidate, body,
+                                                              request_ids):
+    headers = {} if request_ids is None else {"X-Batch-Request-IDs": request_ids}
     response = make_app(SHADOW_URL=hung_candidate).test_client().post(
-        "/shadow", json={"inputs": ["a cat", "a dog"]})
+        "/shadow", json=body, headers=headers)
 
+    assert response.status_code == 202
     assert response.get_json() == {"status": "skipped"}
+
+
+def test_a_batch_of_the_loggers_forwards_is_shadowed_under_each_request_id(make_app,
+                                                                           candidate_server):
+    app = make_app(SHADOW_URL=f"{candidate_server.url}/predict")
+
+    response = app.test_client().post(
+        "/shadow", json={"inputs": ["my cat purrs", "a goldfish in its bowl"]},
+        headers={"X-Request-ID": "batch-a", "X-Batch-Request-IDs": "batch-a batch-b"})
+
+    assert response.get_json() == {"status": "queued"}
+    wait_until(lambda: shadows_of(app, "batch-a") and shadows_of(app, "batch-b"),
+               what="a shadow for each text")
+    assert [shadows_of(app, request_id)[0][1]["prediction"]["class"]
+            for request_id in ("batch-a", "batch-b")] == ["cat", "fish"]
 
 
 def test_past_its_queue_a_shadow_is_dropped(store, hung_candidate):

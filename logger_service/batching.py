@@ -1,0 +1,142 @@
+"""Forwards that wait behind others go to the predictor pool together, as one batch.
+
+A worker sends a forward at once while fewer than max_in_flight of its forwards are
+out: a lone request, or a light load, goes as it always did, one text under its own
+request id. Past that, a forward waits. As each forward comes back, the request that
+sent it hands the oldest waiting forwards of one key (the client and the routing
+headers, which the gateway's canary splits on: a batch is routed as each of its texts
+would be) to the first of them, which sends them as one /predict of "inputs" and hands
+on in turn. So under load one call, one pass through the gateway and one model call
+serve many requests, without a timer: a batch is what queued while the pool was busy.
+
+Leader and followers: no thread of the batcher's own, so the same code serves gevent's
+greenlets and gthread's threads, and a request waits only for the call that carries
+its text.
+"""
+
+import threading
+import time
+
+from .errors import PredictorUnavailable
+
+
+class Forward:
+    """One request's text to classify, what its forward passes on, and then its answer."""
+
+    __slots__ = ("text", "request_id", "client_id", "trace", "routing", "deadline", "key",
+                 "answer", "error", "batch", "turn")
+
+    def __init__(self, text, request_id, deadline, client_id=None, trace=None, routing=None):
+        self.text, self.request_id, self.trace = text, request_id, trace
+        # When its answer is due (time.monotonic()), its wait for a turn included.
+        self.deadline = deadline
+        self.client_id, self.routing = client_id, routing or {}
+        # Forwards of one key may share a call: the gateway sees one client, one pin.
+        self.key = (client_id, tuple(sorted(self.routing.items())))
+        self.answer = self.error = self.batch = None
+        self.turn = threading.Event()  # set when it leads a batch, or its answer is in
+
+    def result(self):
+        if self.error is not None:
+            raise self.error
+        return self.answer
+
+
+class ForwardBatcher:
+    """Send forwards at once up to max_in_flight, and those that wait in batches.
+
+    send(forwards) makes one call for a list of Forwards of one key, to end by the first
+    one's deadline (the oldest's, the earliest), and returns their answers in order, or
+    raises a ForwardError for them all. A batch holds at most max_texts texts and
+    max_chars characters (at least one text). A forward still waiting for its turn, or
+    for its batch's answer, at its deadline fails with PredictorUnavailable.
+    """
+
+    def __init__(self, send, max_in_flight, max_texts, max_chars):
+        self.send = send
+        self.max_in_flight, self.max_texts, self.max_chars = max_in_flight, max_texts, max_chars
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._waiting = {}  # key -> its waiting Forwards, keys in order of their oldest
+
+    @property
+    def waiting(self):
+        """How many forwards wait for a turn."""
+        with self._lock:
+            return sum(map(len, self._waiting.values()))
+
+    def forward(self, forward):
+        """Return the answer for one Forward, sent alone or in a batch."""
+        with self._lock:
+            if self._in_flight < self.max_in_flight:
+                self._in_flight += 1
+                forward.batch = [forward]
+            else:
+                self._waiting.setdefault(forward.key, []).append(forward)
+        if forward.batch is None and not forward.turn.wait(self._left(forward)):
+            if self._withdraw(forward):
+                raise PredictorUnavailable("no forward could go out in time: too many waited")
+            # Handed on just now: its batch's call ends by the same deadline, or earlier.
+            # (Bounded all the same: a leader that never sends must not hold it for ever.)
+            if not forward.turn.wait(self._left(forward) + 1):
+                raise PredictorUnavailable("its batch was never sent")
+        if forward.batch is not None:
+            try:
+                self._send(forward.batch)
+            finally:
+                self._hand_on()
+        return forward.result()
+
+    @staticmethod
+    def _left(forward):
+        return max(forward.deadline - time.monotonic(), 0)
+
+    def _send(self, batch):
+        """Send one batch; every forward in it gets the answer or the error."""
+        try:
+            for forward, answer in zip(batch, self.send(batch), strict=True):
+                forward.answer = answer
+        except BaseException as exc:  # raised by each, in its own request: none waits for ever
+            for forward in batch:
+                forward.error = exc
+        finally:
+            for follower in batch[1:]:
+                follower.turn.set()
+
+    def _hand_on(self):
+        """Give this call's place to the oldest waiting forwards, or free it."""
+        with self._lock:
+            batch = self._take()
+            if not batch:
+                self._in_flight -= 1
+                return
+        leader = batch[0]
+        leader.batch = batch
+        leader.turn.set()
+
+    def _take(self):
+        """Remove and return the next batch: the oldest key's forwards, within the limits."""
+        if not self._waiting:
+            return []
+        key, waiting = next(iter(self._waiting.items()))
+        count, chars = 0, 0
+        while count < len(waiting) and count < self.max_texts and (
+                count == 0 or chars + len(waiting[count].text) <= self.max_chars):
+            chars += len(waiting[count].text)
+            count += 1
+        batch = waiting[:count]
+        del waiting[:count]
+        if not waiting:
+            del self._waiting[key]
+        return batch
+
+    def _withdraw(self, forward):
+        """Take a forward out of the queue; False when it was handed on meanwhile."""
+        with self._lock:
+            waiting = self._waiting.get(forward.key, [])
+            if forward not in waiting:
+                return False
+            waiting.remove(forward)
+            if not waiting:
+                del self._waiting[forward.key]
+            return True
