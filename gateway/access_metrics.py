@@ -22,10 +22,12 @@ would cost a line sent after; one to a socket file fails at once, only itself.
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import re
+import signal
 import socket
 import sys
 from datetime import UTC, datetime
@@ -150,9 +152,18 @@ def serve(path, address):
     receiver = listen(path)
     start_http_server(address[1], addr=address[0], registry=registry)
     log.info("counting Nginx's answers from %s, serving http://%s:%d/metrics", path, *address)
+    bound = os.stat(path).st_ino
     receive, count = receiver.recv, metrics.count
-    while True:
-        count(receive(DATAGRAM_BYTES))
+    try:
+        while True:
+            count(receive(DATAGRAM_BYTES))
+    finally:
+        # Stopped (supervisord sends SIGTERM): the socket file goes with this process,
+        # unless another has bound one at the same path since.
+        receiver.close()
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == bound:
+                os.unlink(path)
 
 
 def main(argv=None):
@@ -166,10 +177,16 @@ def main(argv=None):
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+    signal.signal(signal.SIGTERM, stop)
     try:
         serve(args.socket, args.listen)
     except KeyboardInterrupt:
         return 0
+
+
+def stop(signum, frame):
+    """SIGTERM: end serve() as Ctrl-C does, so that it removes its socket."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
 """gateway.access_metrics on its own: Nginx's gateway_metrics lines, counted."""
 
 import json
+import signal
+import subprocess
+import sys
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.access_metrics import AccessMetrics
+from tests.support import ROOT, answers_ok, free_port, wait_until
 
 
 def counted(lines):
@@ -73,3 +77,21 @@ def test_an_nginx_error_line_is_written_as_json(capsys):
     assert first["message"] == ('*4 connect() failed (111: Connection refused), '
                                 'request: "GET /u HTTP/1.1"')
     assert second["level"] == "warning" and second["message"].startswith("*5 limiting")
+
+
+def test_stopped_as_supervisord_stops_it_it_removes_its_socket(tmp_path):
+    path = tmp_path / "metrics.sock"
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway.access_metrics", "--socket", str(path),
+         "--listen", f"127.0.0.1:{port}"], cwd=ROOT, stdout=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: answers_ok(f"http://127.0.0.1:{port}/metrics"), what="its /metrics")
+        assert path.is_socket()
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+        process.wait()
+    assert not path.exists()
