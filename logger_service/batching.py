@@ -1,13 +1,15 @@
 """Forwards that wait behind others go to the predictor pool together, as one batch.
 
-A worker sends a forward at once while fewer than max_in_flight of its forwards are
-out: a lone request, or a light load, goes as it always did, one text under its own
-request id. Past that, a forward waits. As each forward comes back, the request that
-sent it hands the oldest waiting forwards of one key (the client and the routing
-headers, which the gateway's canary splits on: a batch is routed as each of its texts
-would be) to the first of them, which sends them as one /predict of "inputs" and hands
-on in turn. So under load one call, one pass through the gateway and one model call
-serve many requests, without a timer: a batch is what queued while the pool was busy.
+Forwards of one key (the client and the routing headers, which the gateway's canary
+splits on: a batch is routed as each of its texts would be) go at once while fewer
+than max_in_flight calls of that key are out: a lone request, a light load, or many
+clients with a request each go as they always did, one text under its own request id.
+Past that, a forward waits. As each call comes back, the request that made it hands
+the oldest waiting forwards of its key to the first of them, which sends them as one
+/predict of "inputs" and hands on in turn. So under load one call, one pass through
+the gateway and one model call serve many requests, without a timer: a batch is what
+queued while the pool was busy. The limit is per key, so one busy client's forwards
+never wait for another's.
 
 Leader and followers: no thread of the batcher's own, so the same code serves gevent's
 greenlets and gthread's threads, and a request waits only for the call that carries
@@ -43,7 +45,7 @@ class Forward:
 
 
 class ForwardBatcher:
-    """Send forwards at once up to max_in_flight, and those that wait in batches.
+    """Send forwards at once up to max_in_flight calls per key, those that wait in batches.
 
     send(forwards) makes one call for a list of Forwards of one key, to end by the first
     one's deadline (the oldest's, the earliest), and returns their answers in order, or
@@ -56,8 +58,8 @@ class ForwardBatcher:
         self.send = send
         self.max_in_flight, self.max_texts, self.max_chars = max_in_flight, max_texts, max_chars
         self._lock = threading.Lock()
-        self._in_flight = 0
-        self._waiting = {}  # key -> its waiting Forwards, keys in order of their oldest
+        self._in_flight = {}  # key -> its calls out, while it has any
+        self._waiting = {}  # key -> its waiting Forwards, oldest first, while it has any
 
     @property
     def waiting(self):
@@ -67,12 +69,13 @@ class ForwardBatcher:
 
     def forward(self, forward):
         """Return the answer for one Forward, sent alone or in a batch."""
+        key = forward.key
         with self._lock:
-            if self._in_flight < self.max_in_flight:
-                self._in_flight += 1
+            if self._in_flight.get(key, 0) < self.max_in_flight:
+                self._in_flight[key] = self._in_flight.get(key, 0) + 1
                 forward.batch = [forward]
             else:
-                self._waiting.setdefault(forward.key, []).append(forward)
+                self._waiting.setdefault(key, []).append(forward)
         if forward.batch is None and not forward.turn.wait(self._left(forward)):
             if self._withdraw(forward):
                 raise PredictorUnavailable("no forward could go out in time: too many waited")
@@ -84,7 +87,7 @@ class ForwardBatcher:
             try:
                 self._send(forward.batch)
             finally:
-                self._hand_on()
+                self._hand_on(key)
         return forward.result()
 
     @staticmethod
@@ -103,22 +106,24 @@ class ForwardBatcher:
             for follower in batch[1:]:
                 follower.turn.set()
 
-    def _hand_on(self):
-        """Give this call's place to the oldest waiting forwards, or free it."""
+    def _hand_on(self, key):
+        """Give this call's place to the oldest waiting forwards of its key, or free it."""
         with self._lock:
-            batch = self._take()
+            batch = self._take(key)
             if not batch:
-                self._in_flight -= 1
+                self._in_flight[key] -= 1
+                if not self._in_flight[key]:
+                    del self._in_flight[key]
                 return
         leader = batch[0]
         leader.batch = batch
         leader.turn.set()
 
-    def _take(self):
-        """Remove and return the next batch: the oldest key's forwards, within the limits."""
-        if not self._waiting:
+    def _take(self, key):
+        """Remove and return the oldest waiting forwards of key, within the limits."""
+        waiting = self._waiting.get(key)
+        if not waiting:
             return []
-        key, waiting = next(iter(self._waiting.items()))
         count, chars = 0, 0
         while count < len(waiting) and count < self.max_texts and (
                 count == 0 or chars + len(waiting[count].text) <= self.max_chars):

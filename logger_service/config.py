@@ -54,7 +54,8 @@ class Config(ApiConfig):
     # of its own, which urllib3 closes after it, with a warning. 64 covers the 32 or so a
     # gevent worker has under 64 client connections.
     PREDICTOR_POOL_SIZE = int(os.environ.get("LOGGER_PREDICTOR_POOL_SIZE", "64"))
-    # Forwards at once per worker; past that they wait and go in batches (batching.py) of
+    # Calls out at once per worker for one client and routing (canary key, pin); past
+    # that, that client's forwards wait and go in batches (batching.py) of
     # at most this many texts and characters: no more than the predictor takes in one
     # request (PREDICTOR_MAX_REQUEST_CHARS; 256 texts), and the texts' request ids fit in
     # one header line of the gateway's (8 KiB: 32 ids of 128 characters at most).

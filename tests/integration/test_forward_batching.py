@@ -1,8 +1,8 @@
 """Forwards that wait go to the real predictor pool as one batch, through the gateway,
 and each request still gets, and has recorded, the answer its own text would get.
 
-A stack of its own: one logger worker with one forward in flight, so that requests that
-arrive together are sure to wait, and go in batches.
+A stack of its own: one logger worker with one call in flight per client (these are all
+one client), so that requests that arrive together are sure to wait, and go in batches.
 """
 
 import json

@@ -48,14 +48,13 @@ def behind_a_held_one(send, count, held, batcher):
         return [first.result(), *(future.result() for future in rest)]
 
 
-def forwards_behind_a_held_one(batcher, pool, texts, client_ids=None):
+def forwards_behind_a_held_one(batcher, pool, texts):
     """Forward texts, the first held at the pool and the others queued behind it; return
     each text's answer or error, in order."""
 
     def send(index):
-        client_id = client_ids[index] if client_ids else None
         try:
-            return batcher.forward(forward_of(texts[index], f"request-{index}", client_id))
+            return batcher.forward(forward_of(texts[index], f"request-{index}"))
         except Exception as exc:  # the test looks at it
             return exc
 
@@ -89,15 +88,23 @@ def test_forwards_that_wait_go_together_and_each_gets_its_own_answer():
     assert len(pool.calls) == 2 and sorted(pool.calls[1]) == texts[1:]
 
 
-def test_forwards_of_different_clients_never_share_a_call():
+def test_one_clients_waiting_forwards_never_hold_another_clients_back():
     pool = HeldPool()
-    texts = ["first", "a1", "b1", "a2", "b2"]
-    clients = ["a", "a", "b", "a", "b"]
+    batcher = batcher_for(pool)
+    with ThreadPoolExecutor(3) as threads:
+        first = threads.submit(batcher.forward, forward_of("a0", client_id="a"))
+        wait_until(lambda: pool.calls, what="the first call")
+        queued = [threads.submit(batcher.forward, forward_of(text, client_id="a"))
+                  for text in ("a1", "a2")]
+        wait_until(lambda: batcher.waiting == 2, what="client a's others waiting")
 
-    answers = forwards_behind_a_held_one(batcher_for(pool), pool, texts, clients)
+        # Client a's call is held and two of its forwards wait: client b's goes at once.
+        assert batcher.forward(forward_of("b1", client_id="b")) == "answer to b1"
 
-    assert answers == [f"answer to {text}" for text in texts]
-    assert sorted(map(sorted, pool.calls[1:])) == [["a1", "a2"], ["b1", "b2"]]
+        pool.released.set()
+        assert [future.result() for future in (first, *queued)] == [
+            "answer to a0", "answer to a1", "answer to a2"]
+    assert pool.calls[1] == ["b1"] and sorted(pool.calls[2]) == ["a1", "a2"]
 
 
 @pytest.mark.parametrize("limits, most_texts", [
