@@ -15,11 +15,13 @@ version (their metrics say so), and only then changes the gateway's split, by a 
 reload of Nginx, checked by asking the reloaded gateway what it does.
 """
 
+import contextlib
 import dataclasses
 import json
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -117,10 +119,20 @@ def accepting_nginx_workers(layout):
     A worker that a reload stops renames itself "worker process is shutting down" as it
     closes its listening sockets, then ends once its requests in flight have.
     """
+    # The master's children alone, read at each poll of a split change: not every
+    # process's stat, command line and environment, as supervisor.processes() reads.
     master = supervisor.read_pid(layout.nginx_dir / "nginx.pid")
-    return {pid for pid, process in supervisor.processes().items()
-            if process.ppid == master and process.cmdline.startswith(b"nginx: worker process")
-            and b"shutting down" not in process.cmdline}
+    try:
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    except OSError:  # no master, or not any more
+        return set()
+    accepting = set()
+    for pid in children:
+        with contextlib.suppress(OSError):  # a worker that ended meanwhile
+            title = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if title.startswith(b"nginx: worker process") and b"shutting down" not in title:
+                accepting.add(int(pid))
+    return accepting
 
 
 def set_split(layout, **percents):

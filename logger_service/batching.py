@@ -35,8 +35,9 @@ class Forward:
         self.client_id, self.routing = client_id, routing or {}
         # Forwards of one key may share a call: the gateway sees one client, one pin.
         self.key = (client_id, tuple(sorted(self.routing.items())))
-        self.answer = self.error = self.batch = None
-        self.turn = threading.Event()  # set when it leads a batch, or its answer is in
+        # turn: made only for a forward that waits, set when it leads a batch or its
+        # answer is in; batch: the forwards it sends, once it may send them.
+        self.answer = self.error = self.batch = self.turn = None
 
     def result(self):
         if self.error is not None:
@@ -75,6 +76,7 @@ class ForwardBatcher:
                 self._in_flight[key] = self._in_flight.get(key, 0) + 1
                 forward.batch = [forward]
             else:
+                forward.turn = threading.Event()
                 self._waiting.setdefault(key, []).append(forward)
         if forward.batch is None and not forward.turn.wait(self._left(forward)):
             if self._withdraw(forward):

@@ -90,13 +90,16 @@ class LogsPageSchema(ma.Schema):
     )
 
 
+# What the predictor takes as a text: a shadow is asked of it.
+PREDICTION_TEXT = [validate.Length(min=1, max=MAX_TEXT_LENGTH), utf8_text]
+
+
 class ShadowRequestSchema(ma.Schema):
     """A prediction the gateway mirrored: the body of a /predict, as the client sent it."""
 
-    input = fields.String(validate=[validate.Length(min=1, max=MAX_TEXT_LENGTH), utf8_text])
+    input = fields.String(validate=PREDICTION_TEXT)
     # Shadowed when the logger forwarded it (routes.shadow), with each text's request id.
-    inputs = fields.List(fields.String(validate=[validate.Length(min=1, max=MAX_TEXT_LENGTH),
-                                                 utf8_text]))
+    inputs = fields.List(fields.String(validate=PREDICTION_TEXT))
 
 
 class ShadowResponseSchema(ma.Schema):

@@ -134,14 +134,15 @@ class GunicornServer:
 
 def serve(status, body, content_type="application/json", before_answer=None):
     """Start a stand-in predictor that answers every POST with a fixed reply, after
-    calling before_answer() when given."""
+    calling before_answer() when given; body may instead be a function of the request's
+    headers and body that returns the reply's."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
+            request_body = self.rfile.read(int(self.headers["Content-Length"]))
             if before_answer:
                 before_answer()
-            payload = body.encode()
+            payload = (body(self.headers, request_body) if callable(body) else body).encode()
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
@@ -154,6 +155,7 @@ def serve(status, body, content_type="application/json", before_answer=None):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
 
 def scrape(url):
     """The samples of a Prometheus metrics page, as {(name, ((label, value), ...)): value}."""

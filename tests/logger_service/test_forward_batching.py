@@ -4,7 +4,7 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pytest
 
@@ -12,7 +12,7 @@ from logger_service.batching import Forward, ForwardBatcher
 from logger_service.client import get_predictor_client
 from logger_service.errors import PredictorUnavailable
 from logger_service.store import get_store
-from tests.support import assert_error, wait_until
+from tests.support import assert_error, serve, wait_until
 
 
 def forward_of(text, request_id=None, client_id=None, within=10):
@@ -166,45 +166,6 @@ def single_answer(text):
             "message": f"about {text}", "model": MODEL}
 
 
-class PoolStandIn(ThreadingHTTPServer):
-    """A predictor pool that answers as /predict does, one text or a batch, holding its
-    first call until released; short: a batch's answer has one prediction too few."""
-
-    daemon_threads = True
-
-    def __init__(self, short=False):
-        super().__init__(("127.0.0.1", 0), PoolStandInHandler)
-        self.short, self.calls, self.released = short, [], threading.Event()
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server_address[1]}/predict"
-
-
-class PoolStandInHandler(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.calls.append((self.headers, body))
-        if len(self.server.calls) == 1:
-            self.server.released.wait(10)
-        if "input" in body:
-            answer = single_answer(body["input"])
-        else:
-            answers = [single_answer(text) for text in body["inputs"]]
-            answers = answers[:-1] if self.server.short else answers
-            answer = {"predictions": [answer["prediction"] for answer in answers],
-                      "messages": [answer["message"] for answer in answers], "model": MODEL}
-        payload = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
-
-
 def client_of(app):
     with app.app_context():
         return get_predictor_client()
@@ -212,10 +173,27 @@ def client_of(app):
 
 @pytest.fixture(params=[False, True], ids=["answered", "short"])
 def pool(request):
-    server = PoolStandIn(short=request.param)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.released.set()
+    """A predictor pool that answers as /predict does, one text or a batch, holding its
+    first call until released; short: a batch's answer has one prediction too few."""
+    pool = SimpleNamespace(short=request.param, calls=[], released=threading.Event())
+
+    def answer(headers, body):
+        body = json.loads(body)
+        pool.calls.append((headers, body))
+        if len(pool.calls) == 1:
+            pool.released.wait(10)
+        if "input" in body:
+            return json.dumps(single_answer(body["input"]))
+        answers = [single_answer(text) for text in body["inputs"]]
+        answers = answers[:-1] if pool.short else answers
+        return json.dumps({"predictions": [answer["prediction"] for answer in answers],
+                           "messages": [answer["message"] for answer in answers],
+                           "model": MODEL})
+
+    server = serve(200, answer)
+    pool.url = f"http://127.0.0.1:{server.server_port}/predict"
+    yield pool
+    pool.released.set()
     server.shutdown()
     server.server_close()
 
