@@ -1,4 +1,4 @@
-"""Measure gunicorn's sync and gthread workers behind the gateway, to choose one.
+"""Measure gunicorn's sync, gthread and gevent workers behind the gateway, to choose one.
 
     .venv/bin/python -m bench.worker_class [--seconds 10] [--connections 16]
 
@@ -33,6 +33,8 @@ def main():
         "sync": {"PREDICTOR_WORKER_CLASS": "sync"},
         "gthread-1": {"PREDICTOR_WORKER_CLASS": "gthread", "PREDICTOR_THREADS": "1"},
         "gthread-4": {"PREDICTOR_WORKER_CLASS": "gthread", "PREDICTOR_THREADS": "4"},
+        "gthread-8": {"PREDICTOR_WORKER_CLASS": "gthread", "PREDICTOR_THREADS": "8"},
+        "gevent": {"PREDICTOR_WORKER_CLASS": "gevent"},
     }
     results = {}
     with contextlib.ExitStack() as running, tempfile.TemporaryDirectory() as tmp:

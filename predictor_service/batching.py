@@ -21,6 +21,14 @@ each back in line after the last. One client's heavy batches, however many are q
 then delay another client's one-line request by about one part (50,000 characters,
 some 55 ms of CPU), not by the whole queue. A heavy request waits only while lighter
 ones keep arriving, and those take one short call together.
+
+Under gunicorn's gevent worker (the predictor's default) the request "threads" and the
+batching thread are greenlets of one OS thread, which take turns: a request computed at
+once on its own greenlet would never let another request of the worker join it. So a
+request that finds the model free leads a batch of what the worker has read of its
+connections by the time its loop has nothing else to run (up to max_wait), on its own
+greenlet; the batching greenlet gathers the same way. No thread is ever woken to hand a
+text over or an answer back.
 """
 
 import itertools
@@ -35,7 +43,19 @@ from dataclasses import dataclass, field
 
 from .metrics import QUEUE_DEPTH
 
+try:
+    import gevent
+    from gevent import monkey
+except ImportError:  # the predictor runs on threads only
+    gevent = monkey = None
+
 log = logging.getLogger(__name__)
+
+
+def on_greenlets():
+    """Whether threads are greenlets here: gevent has patched threading, as gunicorn's gevent
+    worker does as it starts, before it loads the app."""
+    return monkey is not None and monkey.is_module_patched("threading")
 
 
 @dataclass(order=True)
@@ -78,16 +98,21 @@ class MicroBatcher:
         self._model_lock = threading.Lock()
         self._expected = 1  # requests in the last batch: how many the next one waits for
         self._arrivals = itertools.count()
+        self._greenlets = on_greenlets()
         threading.Thread(target=self._run, name="micro-batcher", daemon=True).start()
 
     def predict(self, texts, timeout=None):
         """Return predict_many(texts), computed together with other waiting requests, or
-        at once on this thread when the worker is idle."""
+        on this thread when the worker is idle: on threads at once, on greenlets with
+        the requests the worker reads meanwhile."""
         cost = sum(len(text) for text in texts)
-        if (self._expected == 1 and cost <= self.max_chars and len(texts) <= self.max_texts
-                and self._queue.empty() and self._model_lock.acquire(blocking=False)):
+        light = cost <= self.max_chars and len(texts) <= self.max_texts
+        if (light and (self._greenlets or self._expected == 1) and self._queue.empty()
+                and self._model_lock.acquire(blocking=False)):
             try:
-                return self.predict_many(list(texts))
+                if not self._greenlets:
+                    return self.predict_many(list(texts))
+                return self._lead(Waiting(cost, next(self._arrivals), list(texts), Future()))
             finally:
                 self._model_lock.release()
         future = Future()
@@ -119,12 +144,35 @@ class MicroBatcher:
             # thread may be running it. Then whatever queued meanwhile joins, the lightest
             # waiting request still first.
             first = self._queue.get()
+            if self._greenlets:
+                # Back in line while the worker reads what has come: a request that leads
+                # a batch on its own greenlet meanwhile takes it along.
+                self._queue.put(first)
+                self._gather()
+                with self._model_lock:
+                    if not self._queue.empty():
+                        self._run_batch(self._get())
+                continue
             with self._model_lock:
                 QUEUE_DEPTH.dec()
                 if not self._queue.empty():
                     self._put(first)
                     first = self._get()
                 self._run_batch(first)
+
+    def _lead(self, own):
+        """On greenlets, the model free and nothing waiting: compute own, a request of
+        this greenlet's, with the requests the worker reads meanwhile; return its results."""
+        self._gather()
+        self._run_batch(own)
+        return own.future.result()
+
+    def _gather(self):
+        """On greenlets: let the worker read every request that has come before a batch
+        is taken, that is until its loop is idle (nothing left to run but waits), for at
+        most max_wait, so that a loop that is never idle does not hold the batch back."""
+        with gevent.Timeout(self.max_wait, False):  # False: silent
+            gevent.idle()
 
     def _run_batch(self, first):
         """Compute first with the requests waiting behind it, up to the limits."""
@@ -136,7 +184,9 @@ class MicroBatcher:
         while size < self.max_texts:
             # Wait while fewer requests have joined than last time, up to the deadline;
             # after that take only what is already waiting.
-            remaining = deadline - time.monotonic() if len(batch) < self._expected else 0
+            # On greenlets, what the worker has read is waiting already (_gather).
+            waits = not self._greenlets and len(batch) < self._expected
+            remaining = deadline - time.monotonic() if waits else 0
             try:
                 item = self._get(timeout=max(remaining, 0))
             except queue.Empty:

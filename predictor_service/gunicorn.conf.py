@@ -17,13 +17,19 @@ from servicekit.gunicorn import (
 wsgi_app = "predictor_service:create_app()"
 bind = os.environ.get("PREDICTOR_BIND", "127.0.0.1:8001")
 workers = int(os.environ.get("PREDICTOR_WORKERS", "2"))
-# gthread honours keep-alive (the sync worker closes every connection), so the
-# gateway's pooled upstream connections are reused; bench/worker_class.py measures
-# sync against gthread behind Nginx (figures in docs/gateway.md).
-# gthread is servicekit.gunicorn.ThreadWorker: it refuses new connections once stopping.
-worker_class = worker_class_named(os.environ.get("PREDICTOR_WORKER_CLASS", "gthread"))
-# Request threads bound how many requests can share one model call (batching.py): one
-# worker under 64 connections served 299 requests/s with 4, 356 with 8, 342 with 16.
+# gevent: each connection a greenlet, as in the logger. A request's text goes to the
+# model call it shares with the others and its answer comes back by a switch, where on
+# threads each hand-over wakes an OS thread, the costliest step of a request on this
+# machine (docs/performance.md, round six). Like gthread it honours keep-alive (the sync
+# worker closes every connection), so the gateway's pooled connections are reused, and
+# it closes its listening sockets and idle connections as it stops
+# (servicekit/gevent_worker.py). gthread (servicekit.gunicorn.ThreadWorker) is still
+# there: PREDICTOR_WORKER_CLASS=gthread, with PREDICTOR_THREADS threads per worker.
+worker_class = worker_class_named(os.environ.get("PREDICTOR_WORKER_CLASS", "gevent"))
+worker_connections = int(os.environ.get("PREDICTOR_WORKER_CONNECTIONS", "1000"))
+# On gthread, request threads bound how many requests can share one model call
+# (batching.py): one worker under 64 connections served 299 requests/s with 4, 356 with
+# 8, 342 with 16.
 threads = int(os.environ.get("PREDICTOR_THREADS", "8"))
 # Longer than the gateway's upstream idle timeout, so that Nginx, not gunicorn,
 # closes an idle connection and never reuses one that gunicorn is closing.

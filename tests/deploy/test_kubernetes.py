@@ -938,8 +938,11 @@ def test_the_autoscaler_scales_the_predictors_on_the_metric_they_export(manifest
     assert {metric["type"] for metric in autoscaler["spec"]["metrics"]} == {"Resource", "Pods"}
     # The series servicekit exports, under the name the adapter serves it as.
     assert rule["seriesQuery"].split("{")[0] == exported.name == custom["metric"]["name"]
-    # A target a pod reaches before all its request threads are busy.
-    assert 0 < int(custom["target"]["averageValue"]) < settings["workers"] * settings["threads"]
+    # A target a pod reaches before it is full: on gthread before all its request threads
+    # are busy, on gevent (the default) long before its workers' connections are taken.
+    on_threads = settings["worker_class"].endswith("ThreadWorker")
+    per_worker = settings["threads"] if on_threads else settings["worker_connections"]
+    assert 0 < int(custom["target"]["averageValue"]) < settings["workers"] * per_worker
     # A pool of one has no other replica for the gateway to retry on.
     assert autoscaler["spec"]["minReplicas"] >= 2
 

@@ -1,5 +1,8 @@
 """Micro-batching: each caller gets its own answer, in order, with errors kept to itself."""
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -8,7 +11,7 @@ import pytest
 
 from predictor_service import create_app
 from predictor_service.batching import MicroBatcher
-from tests.support import in_forked_child, wait_until
+from tests.support import ROOT, in_forked_child, wait_until
 
 
 class SlowModel:
@@ -229,3 +232,38 @@ def test_a_forked_process_gets_a_batching_thread_of_its_own():
     # The child's inherited batcher has no thread until it starts one.
     assert in_forked_child(lambda: batcher.predict(["child"], timeout=10)[0]) == "CHILD"
     assert batcher.predict(["parent"]) == ["PARENT"]
+
+
+# Run in an interpreter of its own: gevent patches the standard library for good.
+ON_GREENLETS = """
+from gevent import monkey
+monkey.patch_all()  # as gunicorn's gevent worker does before it loads the app
+import json
+import gevent
+from predictor_service.batching import MicroBatcher
+
+calls = []
+def model(texts):  # computes without yielding, as the model does
+    calls.append(len(texts))
+    return [text.upper() for text in texts]
+
+batcher = MicroBatcher(model, max_texts=64)
+lone = batcher.predict(["alone"])
+lone_calls = list(calls)
+calls.clear()
+requests = [gevent.spawn(batcher.predict, [f"text {n}"]) for n in range(20)]
+gevent.joinall(requests, raise_error=True)
+print(json.dumps({"lone": lone, "lone_calls": lone_calls, "calls": calls,
+                  "answers": [request.value for request in requests]}))
+"""
+
+
+def test_on_greenlets_the_requests_a_worker_has_read_share_one_model_call():
+    # Greenlets take turns: each computed on its own, as on an idle thread, none would
+    # ever overlap another, and every model call would hold one text.
+    run = subprocess.run([sys.executable, "-c", ON_GREENLETS], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60, check=True)
+    result = json.loads(run.stdout)
+    assert (result["lone"], result["lone_calls"]) == (["ALONE"], [1])
+    assert result["answers"] == [[f"TEXT {n}"] for n in range(20)]
+    assert result["calls"] == [20]

@@ -1,5 +1,6 @@
 """Several versions in one predictor, following the repository's aliases as they move."""
 
+import gc
 import shutil
 import threading
 
@@ -136,3 +137,20 @@ def test_a_repository_without_a_production_version_is_not_ready(tmp_path):
 
     assert_error(app.test_client().get("/ready"), 503, "names no production version")
     assert str(tmp_path) not in app.test_client().get("/ready").get_data(as_text=True)
+
+
+def test_each_load_puts_the_loaded_versions_out_of_the_collectors_reach(repository):
+    repository.stage(None, MIN_ACCURACY)
+    frozen_before = gc.get_freeze_count()
+    app, models = app_serving(repository)
+    model = models.holder("1.0.0").model
+    frozen_after_start = gc.get_freeze_count()
+    repository.stage("1.1.0", MIN_ACCURACY)
+    wait_until(lambda: "1.1.0" in [v["version"] for v in models.describe() if v["ready"]],
+               timeout=60)
+    candidate = models.holder("1.1.0").model
+
+    # Frozen objects are those gc.get_objects() no longer lists: a full collection skips them.
+    tracked = {id(thing) for thing in gc.get_objects()}
+    assert frozen_before < frozen_after_start < gc.get_freeze_count()
+    assert id(model) not in tracked and id(candidate) not in tracked
